@@ -1,0 +1,30 @@
+# The README's two commands: `make demo` and `make test`. Both set up what is missing first.
+PY := .venv/bin/python
+KVFABRIC := .venv/bin/kvfabric
+
+.PHONY: setup demo test unit lint bench clean doctor
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(KVFABRIC) run tcp_incast
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -ra
+
+unit: setup
+	$(PY) -m pytest -ra tests/unit
+
+lint: setup
+	$(PY) -m ruff check .
+
+bench: setup
+	$(PY) bench/bringup.py
+
+doctor: setup
+	$(KVFABRIC) doctor
+
+clean: setup
+	$(KVFABRIC) clean

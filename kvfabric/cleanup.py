@@ -1,0 +1,114 @@
+"""Find and remove what kvfabric left on the host, and only that.
+
+Ours means: namespaces named ``kvf-*``, root-namespace interfaces and OVS bridges named
+``kvf-*``, pins under /sys/fs/bpf/kvfabric, and processes whose network namespace is one of
+our namespaces. Nothing is ever killed by process name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+from kvfabric.naming import BPF_PIN_DIR, IFACE_PREFIX, NETNS_PREFIX
+
+NETNS_DIR = Path("/run/netns")
+
+
+def our_namespaces() -> list[str]:
+    if not NETNS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(NETNS_PREFIX))
+
+
+def _netns_inode(name: str) -> int | None:
+    try:
+        return os.stat(NETNS_DIR / name).st_ino
+    except OSError:
+        return None
+
+
+def processes_in_namespaces(names: list[str]) -> list[int]:
+    inodes = {ino for ino in map(_netns_inode, names) if ino is not None}
+    if not inodes:
+        return []
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if os.stat(entry / "ns" / "net").st_ino in inodes:
+                pids.append(int(entry.name))
+    return pids
+
+
+def kill_processes_in_namespaces(names: list[str], grace_s: float = 1.0) -> list[int]:
+    pids = processes_in_namespaces(names)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.02)
+        pids = [p for p in pids if _alive(p)]
+        if not pids:
+            break
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    with contextlib.suppress(OSError):
+        if (Path("/proc") / str(pid) / "stat").read_text().split(") ")[-1].startswith("Z"):
+            return False
+    return True
+
+
+def our_root_interfaces() -> list[str]:
+    return sorted(name for name in os.listdir("/sys/class/net") if name.startswith(IFACE_PREFIX))
+
+
+def our_bridges() -> list[str]:
+    if shutil.which("ovs-vsctl") is None:
+        return []
+    from topologies.openflow import list_bridges
+    try:
+        return [b for b in list_bridges() if b.startswith(IFACE_PREFIX)]
+    except Exception:
+        return []  # OVS not running: it holds no bridges of ours
+
+
+def leftovers() -> dict[str, list]:
+    """What kvfabric created that still exists."""
+    pins = sorted(str(p) for p in BPF_PIN_DIR.rglob("*")) if BPF_PIN_DIR.exists() else []
+    namespaces = our_namespaces()
+    return {"namespaces": namespaces, "processes": processes_in_namespaces(namespaces),
+            "bridges": our_bridges(), "interfaces": our_root_interfaces(), "bpf_pins": pins}
+
+
+def clean() -> dict[str, list]:
+    """Remove every leftover; returns what was found (and removed)."""
+    from topologies import netlink, openflow
+
+    found = leftovers()
+    kill_processes_in_namespaces(found["namespaces"])
+    openflow.delete_bridges(found["bridges"])
+    for name in our_root_interfaces():
+        with contextlib.suppress(Exception), netlink.namespace(None) as ipr:
+            ipr.link("del", index=netlink.link_index(ipr, name))
+    for name in found["namespaces"]:
+        netlink.delete_namespace(name)
+    if BPF_PIN_DIR.exists():
+        shutil.rmtree(BPF_PIN_DIR, ignore_errors=True)
+    return found

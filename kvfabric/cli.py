@@ -1,0 +1,148 @@
+"""The ``kvfabric`` command: run, list, show, doctor, clean."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tomllib
+
+from . import results
+from .lock import FabricBusy
+from .schema import SpecError, SpecIssue
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
+
+
+def _cmd_run(args) -> int:
+    from .runner import run_experiment
+    from .spec import load_spec
+
+    overrides = dict(_parse_override(item) for item in args.set or [])
+    spec = load_spec(args.spec, overrides)
+    if os.geteuid() != 0:
+        print("kvfabric run needs root (network namespaces, tc, OVS): run it with sudo",
+              file=sys.stderr)
+        return EXIT_USAGE
+    outcome = run_experiment(spec, results.results_root(args.results), capture=args.capture)
+    print(f"\n{outcome.status.upper()}: results in {outcome.run_dir}")
+    if outcome.summary.get("error"):
+        print(f"  {outcome.summary['error']}")
+    _print_headline(outcome.summary)
+    return outcome.exit_code
+
+
+def _parse_override(item: str) -> tuple[str, object]:
+    key, sep, value = item.partition("=")
+    if not sep or "." not in key:
+        raise SpecError([SpecIssue(
+            "--set", f"{item!r} is not SECTION.FIELD=VALUE",
+            "write e.g. --set workload.senders=4")])
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value  # a bare word such as 100Mbit
+    return key, parsed
+
+
+def _print_headline(summary: dict) -> None:
+    for key, value in summary.get("results", {}).items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        print(f"  {key:24} {value}")
+
+
+def _cmd_list(_args) -> int:
+    from .spec import shipped_experiments
+
+    for name, path in shipped_experiments().items():
+        description = tomllib.loads(path.read_text()).get("experiment", {}).get(
+            "description", "")
+        print(f"{name:24} {description}")
+    return EXIT_OK
+
+
+def _cmd_show(args) -> int:
+    run_dir = results.find_run(args.run, results.results_root(args.results))
+    summary = results.load_summary(run_dir)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return EXIT_OK
+    print(f"{run_dir}\n  status      {summary['status']}"
+          + (f" ({summary['error']})" if summary.get("error") else ""))
+    print(f"  experiment  {summary['experiment']}  fabric {summary['fabric']['mode']} "
+          f"{summary['fabric']['topology']}")
+    for key, value in summary.get("timings_s", {}).items():
+        print(f"  {key:11} {value:.2f} s")
+    _print_headline(summary)
+    files = sorted(p.name for p in run_dir.iterdir())
+    print("  files       " + ", ".join(files))
+    return EXIT_OK
+
+
+def _cmd_doctor(args) -> int:
+    from .doctor import main as doctor_main
+
+    return doctor_main(args.rest)
+
+
+def _cmd_clean(_args) -> int:
+    from .cleanup import clean
+
+    if os.geteuid() != 0:
+        print("kvfabric clean needs root", file=sys.stderr)
+        return EXIT_USAGE
+    found = clean()
+    removed = {k: v for k, v in found.items() if v}
+    if not removed:
+        print("nothing of kvfabric's was left on this host")
+    for kind, items in removed.items():
+        print(f"removed {len(items)} {kind}: {' '.join(map(str, items))}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kvfabric", description=(
+        "Network emulation testbed for the fabrics behind disaggregated LLM inference."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run an experiment (a shipped name or a TOML file)")
+    p.add_argument("spec")
+    p.add_argument("--capture", metavar="LINKS",
+                   help="save pcaps of these links (NODE-NODE,... or 'all')")
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                   help="override a spec field, e.g. --set workload.senders=4")
+    p.add_argument("--results", metavar="DIR", help="results root (default ./results)")
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("list", help="list shipped experiments")
+    p.set_defaults(func=_cmd_list)
+    p = sub.add_parser("show", help="print a run's summary")
+    p.add_argument("run", help="run folder, run id, or 'latest'")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--results", metavar="DIR")
+    p.set_defaults(func=_cmd_show)
+    p = sub.add_parser("doctor", help="what this host offers and what kvfabric will use")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_doctor)
+    p = sub.add_parser("clean", help="remove what a crashed run left (only kvfabric's)")
+    p.set_defaults(func=_cmd_clean)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        print(f"kvfabric: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FabricBusy as exc:
+        print(f"kvfabric: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    except FileNotFoundError as exc:
+        print(f"kvfabric: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Run one experiment: lock, build, run, collect, tear down, analyse, write the run folder.
+
+Whatever happens (an exception, Ctrl-C, SIGTERM), the fabric is torn down and the run folder
+gets a summary.json saying how the run ended and why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from topologies.fabric import Fabric
+
+from . import results
+from .capture import parse_capture, start_captures
+from .environment import collect_environment
+from .lock import fabric_lock
+from .progress import Progress
+from .spec import Spec, to_toml
+from .workloads import WORKLOADS
+
+log = logging.getLogger("kvfabric")
+
+#: What the emulation does not reproduce, recorded in every run's summary.
+BASE_APPROXIMATIONS = [
+    "links are veth pairs shaped by HTB at the link rate over a byte-limited FIFO; "
+    "propagation delay is the veth's (microseconds), not a cable's",
+    "segmentation offloads are off so queues hold MTU-sized packets",
+]
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived; unwinds like KeyboardInterrupt so teardown runs."""
+
+
+@dataclass
+class RunContext:
+    spec: Spec
+    fabric: Fabric
+    run_dir: Path
+    progress: Progress
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, key: str, value: Any) -> None:
+        self.facts[key] = value
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    status: str  # "ok" | "failed" | "interrupted"
+    summary: dict[str, Any]
+
+    @property
+    def exit_code(self) -> int:
+        return {"ok": 0, "failed": 1}.get(self.status, 130)
+
+
+@contextlib.contextmanager
+def _signals_raise():
+    owner = os.getpid()
+
+    def handler(signum, _frame):
+        # pyroute2's NetNS forks helper processes that inherit this handler; they must die
+        # as they would by default, not unwind the runner's code a second time.
+        if os.getpid() != owner:
+            os._exit(128 + signum)
+        raise Interrupted(signal.Signals(signum).name)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def _signals_deferred(pending: list[str]):
+    """Teardown must finish: note signals that arrive during it instead of unwinding."""
+    owner = os.getpid()
+
+    def handler(signum, _frame):
+        if os.getpid() != owner:
+            os._exit(128 + signum)
+        pending.append(signal.Signals(signum).name)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_experiment(spec: Spec, results_root: Path, capture: str | None = None,
+                   progress: Progress | None = None) -> RunOutcome:
+    progress = progress or Progress()
+    topo = spec.make_topology()
+    capture_links = parse_capture(capture, topo)  # bad names fail here, before anything
+    with fabric_lock(f"kvfabric run {spec.name}"):
+        run_dir = results.new_run_dir(results_root, spec.name)
+        return _run_locked(spec, topo, capture_links, run_dir, progress)
+
+
+def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) -> RunOutcome:
+    handler = logging.FileHandler(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    (run_dir / "spec.toml").write_text(to_toml(spec))
+    status, error, timings = "ok", None, {}
+    pending: list[str] = []
+    fabric = Fabric(topo, spec.fabric["mode"], _ovs_datapath(spec.fabric["ovs_datapath"]))
+    ctx = RunContext(spec, fabric, run_dir, progress)
+    workload = WORKLOADS[spec.workload["kind"]]
+    try:
+        with _signals_raise():
+            progress.update("probing host")
+            capabilities = _probe_capabilities()
+            results.write_json(run_dir / "env.json", collect_environment(
+                capabilities, spec.experiment["seed"]))
+            progress.update("building fabric", f"{spec.fabric['mode']} {topo.describe()}")
+            started = time.perf_counter()
+            fabric.build()
+            timings["bringup_s"] = time.perf_counter() - started
+            log.info("fabric up in %.2f s: %s", timings["bringup_s"],
+                     fabric.build_timings.phases_s)
+            if capture_links:
+                ctx.record("captures", [p.name for p in
+                                        start_captures(fabric, capture_links, run_dir)])
+            before = fabric.port_stats()
+            progress.update("running workload", spec.workload["kind"])
+            started = time.perf_counter()
+            workload.run(ctx)
+            timings["workload_s"] = time.perf_counter() - started
+            _write_port_deltas(run_dir, before, fabric.port_stats())
+    except (Exception, KeyboardInterrupt, Interrupted) as exc:
+        status = "interrupted" if isinstance(exc, (KeyboardInterrupt, Interrupted)) \
+            else "failed"
+        error = _describe(exc)
+        log.error("run %s: %s\n%s", status, error, traceback.format_exc())
+    finally:
+        with _signals_deferred(pending):
+            progress.update("tearing down")
+            started = time.perf_counter()
+            try:
+                fabric.teardown()
+            except Exception as exc:
+                status, error = "failed", error or f"teardown: {_describe(exc)}"
+                log.error("teardown failed: %s", traceback.format_exc())
+            timings["teardown_s"] = time.perf_counter() - started
+    if pending and status == "ok":
+        status, error = "interrupted", f"{pending[0]} during teardown"
+    summary = _summarise(spec, run_dir, status, error, timings, ctx)
+    log.removeHandler(handler)
+    handler.close()
+    return RunOutcome(run_dir, summary["status"], summary)
+
+
+def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
+    workload_summary: dict[str, Any] = {}
+    try:
+        workload_summary = WORKLOADS[spec.workload["kind"]].analyse(run_dir, spec)
+    except Exception as exc:
+        log.error("analysis failed: %s", traceback.format_exc())
+        if status == "ok":
+            status, error = "failed", f"analysis: {_describe(exc)}"
+    summary = {
+        "status": status,
+        "error": error,
+        "experiment": spec.name,
+        "run_id": run_dir.name,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "fabric": {"mode": spec.fabric["mode"], "topology": spec.fabric["topology"],
+                   "ovs_datapath": ctx.fabric.ovs_datapath if spec.fabric["mode"] ==
+                   "openflow" else None, **ctx.spec.make_topology().describe()},
+        "timings_s": timings,
+        "facts": ctx.facts,
+        "results": workload_summary,
+        "approximations": BASE_APPROXIMATIONS + (
+            ["OVS userspace datapath (netdev): lower throughput than the kernel datapath; "
+             "tx checksum offload off on veths"]
+            if spec.fabric["mode"] == "openflow" and ctx.fabric.ovs_datapath == "netdev"
+            else []),
+    }
+    results.write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def _write_port_deltas(run_dir: Path, before: list[dict], after: list[dict]) -> None:
+    rows = []
+    for b, a in zip(before, after):
+        row = {"node": a["node"], "ifname": a["ifname"], "peer": a["peer"],
+               "rate_bps": a["rate_bps"]}
+        for key in ("sent_bytes", "sent_packets", "drops", "tx_bytes", "rx_bytes",
+                    "tx_packets", "rx_packets"):
+            row[key] = a[key] - b[key]
+        row["backlog_bytes_at_end"] = a["backlog_bytes"]
+        rows.append(row)
+    results.write_csv(run_dir / "links.csv", rows)
+
+
+def _ovs_datapath(setting: str) -> str:
+    return {"user": "netdev", "system": "system"}.get(setting, "auto")
+
+
+def _probe_capabilities() -> dict[str, Any]:
+    try:
+        from .capabilities import probe_host
+    except ImportError:
+        return {"error": "capability probe unavailable"}
+    return probe_host().to_dict()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

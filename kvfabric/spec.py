@@ -1,0 +1,174 @@
+"""Experiment specs: load a TOML file or a shipped experiment, validate it whole, resolve it.
+
+Validation runs before anything is built and reports every problem at once, each naming the
+field and the fix. The resolved spec holds canonical numbers (bit/s, bytes, s) and is itself a
+valid spec, so a run can be repeated from its results folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from topologies.leafspine import Dumbbell, FabricTopo, LeafSpine, Star
+
+from .schema import Field, SpecError, SpecIssue, resolve_section
+from .workloads import WORKLOADS
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+
+EXPERIMENT_FIELDS = [
+    Field("name", "name", None, "experiment name; the results folder is named after it"),
+    Field("description", "str", "", "one line shown by `kvfabric list`"),
+    Field("seed", "int", 1, "seed for every random choice of the run", minimum=0),
+]
+
+FABRIC_FIELDS = [
+    Field("topology", "choice", "leafspine", "fabric shape",
+          choices=("leafspine", "star", "dumbbell")),
+    Field("mode", "choice", "l3", "l3: Linux routers with kernel ECMP; openflow: OVS switches",
+          choices=("l3", "openflow")),
+    Field("spines", "int", 2, "spine switches (leafspine)", minimum=1, maximum=16),
+    Field("leaves", "int", 2, "leaf switches (leafspine)", minimum=1, maximum=64),
+    Field("hosts_per_leaf", "int", 4, "hosts on each leaf (leafspine)", minimum=1, maximum=64),
+    Field("hosts", "int", 8, "hosts on the switch (star)", minimum=2, maximum=128),
+    Field("hosts_per_side", "int", 4, "hosts on each side (dumbbell)", minimum=1,
+          maximum=64),
+    Field("host_rate", "rate", "100Mbit", "rate of host-to-leaf links", minimum=1e5,
+          maximum=10e9),
+    Field("fabric_rate", "rate", "100Mbit", "rate of leaf-to-spine links", minimum=1e5,
+          maximum=10e9),
+    Field("buffer", "size", "64KiB", "egress buffer of every port", minimum=1, maximum=1 << 30),
+    Field("mtu", "int", 1500, "IP MTU of every link", minimum=576, maximum=9000),
+    Field("ovs_datapath", "choice", "auto", "openflow mode: OVS datapath",
+          choices=("auto", "user", "system")),
+]
+
+
+@dataclass(frozen=True)
+class Spec:
+    experiment: dict[str, Any]
+    fabric: dict[str, Any]
+    workload: dict[str, Any]
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.experiment["name"]
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {"experiment": self.experiment, "fabric": self.fabric, "workload": self.workload}
+
+    def make_topology(self) -> FabricTopo:
+        return make_topology(self.fabric)
+
+
+def make_topology(fabric: dict[str, Any]) -> FabricTopo:
+    common = {"host_rate_bps": fabric["host_rate"], "fabric_rate_bps": fabric["fabric_rate"],
+              "buffer_bytes": fabric["buffer"], "mtu": fabric["mtu"]}
+    if fabric["topology"] == "leafspine":
+        return LeafSpine(spines=fabric["spines"], leaves=fabric["leaves"],
+                         hosts_per_leaf=fabric["hosts_per_leaf"], **common)
+    if fabric["topology"] == "star":
+        return Star(hosts=fabric["hosts"], **common)
+    return Dumbbell(hosts_per_side=fabric["hosts_per_side"], **common)
+
+
+def shipped_experiments() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(EXPERIMENTS_DIR.glob("*.toml"))}
+
+
+def find_spec_file(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise SpecError([SpecIssue("SPEC", f"no such file {name_or_path!r}",
+                                       "give a TOML file or a name from `kvfabric list`")])
+        return path
+    shipped = shipped_experiments()
+    if name_or_path not in shipped:
+        raise SpecError([SpecIssue("SPEC", f"no shipped experiment named {name_or_path!r}",
+                                   f"use one of: {', '.join(shipped)}, or a TOML file")])
+    return shipped[name_or_path]
+
+
+def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spec:
+    """Read, validate and resolve a spec; raises SpecError listing every problem."""
+    path = find_spec_file(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError([SpecIssue(str(path), f"not valid TOML: {exc}",
+                                   "fix the TOML syntax at the position shown")]) from exc
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        raw.setdefault(section, {})[key] = value
+    raw.setdefault("experiment", {}).setdefault("name", path.stem)
+    return validate(raw, source=str(path))
+
+
+def validate(raw: dict[str, Any], source: str = "<spec>") -> Spec:
+    issues: list[SpecIssue] = []
+    for section in raw:
+        if section not in ("experiment", "fabric", "workload"):
+            issues.append(SpecIssue(section, "unknown section",
+                                    "use only [experiment], [fabric] and [workload]"))
+    experiment = resolve_section("experiment", EXPERIMENT_FIELDS, raw.get("experiment"), issues)
+    if experiment.get("name") is None and not any(i.field == "experiment.name" for i in issues):
+        issues.append(SpecIssue("experiment.name", "missing", "set experiment.name"))
+    fabric = resolve_section("fabric", FABRIC_FIELDS, raw.get("fabric"), issues)
+    workload_table = raw.get("workload") or {}
+    kind = workload_table.get("kind") if isinstance(workload_table, dict) else None
+    workload: dict[str, Any] = {}
+    if kind not in WORKLOADS:
+        issues.append(SpecIssue("workload.kind", f"unknown workload kind {kind!r}",
+                                f"set workload.kind to one of: {', '.join(WORKLOADS)}"))
+    else:
+        module = WORKLOADS[kind]
+        fields = [Field("kind", "choice", kind, "workload kind", choices=tuple(WORKLOADS)),
+                  *module.FIELDS]
+        workload = resolve_section("workload", fields, workload_table, issues)
+    if not issues:
+        _check_fabric(fabric, issues)
+    if not issues:
+        WORKLOADS[kind].check(workload, make_topology(fabric), issues)
+    if issues:
+        raise SpecError(issues)
+    return Spec(experiment, fabric, workload, source)
+
+
+def _check_fabric(fabric: dict[str, Any], issues: list[SpecIssue]) -> None:
+    frame_bytes = fabric["mtu"] + 14
+    if fabric["buffer"] < frame_bytes:
+        issues.append(SpecIssue("fabric.buffer", f"{fabric['buffer']} bytes is smaller than one "
+                                f"frame ({frame_bytes} bytes at mtu {fabric['mtu']})",
+                                f"set fabric.buffer to at least {frame_bytes} bytes, "
+                                "typically tens of frames such as '64KiB'"))
+    if fabric["topology"] == "leafspine" and fabric["leaves"] * fabric["hosts_per_leaf"] < 2:
+        issues.append(SpecIssue("fabric.hosts_per_leaf", "a fabric needs at least 2 hosts",
+                                "raise fabric.leaves or fabric.hosts_per_leaf"))
+
+
+def to_toml(spec: Spec) -> str:
+    """The resolved spec as TOML (canonical units: bit/s, bytes, s)."""
+    lines = ["# Resolved by kvfabric: rates in bit/s, sizes in bytes, durations in s.", ""]
+    for section, table in spec.to_dict().items():
+        lines.append(f"[{section}]")
+        for key, value in table.items():
+            if value is not None:
+                lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

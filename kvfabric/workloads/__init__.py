@@ -1,0 +1,12 @@
+"""Workload kinds an experiment can run. Each module provides:
+
+``FIELDS`` (its spec fields), ``check(workload, topo, issues)`` (cross-field validation),
+``run(ctx)`` (drive the traffic on a live fabric, write raw CSVs) and
+``analyse(run_dir, spec) -> dict`` (summary and plots from the raw files alone).
+"""
+
+from __future__ import annotations
+
+from . import tcp_incast
+
+WORKLOADS = {"tcp_incast": tcp_incast}

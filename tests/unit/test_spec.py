@@ -1,0 +1,82 @@
+"""Spec validation: every bad field is named with a fix, before anything is built."""
+
+import subprocess
+import sys
+
+import pytest
+
+from kvfabric.schema import SpecError
+from kvfabric.spec import load_spec, shipped_experiments, to_toml, validate
+
+
+def _raw(**sections):
+    raw = {"experiment": {"name": "t"}, "fabric": {},
+           "workload": {"kind": "tcp_incast"}}
+    for section, values in sections.items():
+        raw[section].update(values)
+    return raw
+
+
+def _issues(raw):
+    with pytest.raises(SpecError) as info:
+        validate(raw)
+    return {issue.field: issue for issue in info.value.issues}
+
+
+def test_shipped_demo_resolves_to_canonical_units():
+    spec = load_spec("tcp_incast")
+    assert spec.fabric["host_rate"] == 100_000_000
+    assert spec.fabric["buffer"] == 65536
+    assert spec.workload["block_size"] == 256 * 1024
+    assert spec.name == "tcp_incast"
+
+
+def test_resolved_spec_round_trips_through_toml(tmp_path):
+    spec = load_spec("tcp_incast")
+    path = tmp_path / "again.toml"
+    path.write_text(to_toml(spec))
+    assert load_spec(str(path)).to_dict() == spec.to_dict()
+
+
+def test_every_shipped_experiment_validates():
+    assert shipped_experiments()
+    for name in shipped_experiments():
+        load_spec(name)
+
+
+@pytest.mark.parametrize("section,values,field,fix_mentions", [
+    ("fabric", {"host_rate": "fast"}, "fabric.host_rate", "100Mbit"),
+    ("fabric", {"mode": "sdn"}, "fabric.mode", "l3, openflow"),
+    ("fabric", {"spines": 0}, "fabric.spines", ">= 1"),
+    ("fabric", {"spine": 2}, "fabric.spine", "spines"),
+    ("fabric", {"buffer": 100}, "fabric.buffer", "at least 1514"),
+    ("workload", {"senders": 50}, "workload.senders", "at most 7"),
+    ("workload", {"receiver": "h99"}, "workload.receiver", "h1..h8"),
+    ("workload", {"rounds": "many"}, "workload.rounds", "whole number"),
+])
+def test_bad_field_is_named_with_its_fix(section, values, field, fix_mentions):
+    issues = _issues(_raw(**{section: values}))
+    assert field in issues
+    assert fix_mentions in str(issues[field])
+
+
+def test_unknown_workload_kind_lists_the_known_ones():
+    issues = _issues(_raw(workload={"kind": "rdma_magic"}))
+    assert "tcp_incast" in issues["workload.kind"].fix
+
+
+def test_all_problems_reported_at_once():
+    issues = _issues(_raw(fabric={"host_rate": "x", "mtu": 10}))
+    assert {"fabric.host_rate", "fabric.mtu"} <= set(issues)
+
+
+def test_cli_rejects_bad_spec_with_exit_2_and_builds_nothing(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[experiment]\nname = "bad"\n[fabric]\nkmin = 3\n'
+                   '[workload]\nkind = "tcp_incast"\nsenders = 99\n')
+    proc = subprocess.run([sys.executable, "-m", "kvfabric.cli", "run", str(bad),
+                           "--results", str(tmp_path / "results")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "fabric.kmin" in proc.stderr and "unknown field" in proc.stderr
+    assert not (tmp_path / "results").exists()

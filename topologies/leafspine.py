@@ -1,0 +1,104 @@
+"""Fabric shapes as Mininet ``Topo`` classes: leaf-spine, and the star and dumbbell of incast studies.
+
+Nodes carry a ``role`` (host, leaf or spine); links carry ``rate_bps`` and ``buffer_bytes``
+plus Mininet's own ``bw`` (Mbit/s) and ``max_queue_size`` (packets), so the same classes work
+with ``mn --custom topologies/leafspine.py --topo leafspine,2,2,2 --link tc`` and with kvfabric's
+own netlink builder (:mod:`topologies.fabric`).
+"""
+
+from __future__ import annotations
+
+from mininet.topo import Topo
+
+DEFAULT_HOST_RATE_BPS = 100_000_000
+DEFAULT_FABRIC_RATE_BPS = 100_000_000
+#: 64 KiB per port: about 44 full-size frames, the shallow buffers of the incast papers
+#: (Vasudevan et al. 2009 used 32-64 KB per port) scaled to 100 Mbit/s links.
+DEFAULT_BUFFER_BYTES = 64 * 1024
+#: Ethernet's 1500: a RoCE MTU of 1024 fits with its headers; set 4200 or 9000 for 4096 RoCE MTU.
+DEFAULT_MTU = 1500
+
+
+class FabricTopo(Topo):
+    """A Topo whose nodes have roles and whose links have rates and buffers."""
+
+    def __init__(self, *args, host_rate_bps: int = DEFAULT_HOST_RATE_BPS,
+                 fabric_rate_bps: int = DEFAULT_FABRIC_RATE_BPS,
+                 buffer_bytes: int = DEFAULT_BUFFER_BYTES, mtu: int = DEFAULT_MTU, **kwargs):
+        self.host_rate_bps = int(host_rate_bps)
+        self.fabric_rate_bps = int(fabric_rate_bps)
+        self.buffer_bytes = int(buffer_bytes)
+        self.mtu = int(mtu)
+        super().__init__(*args, **kwargs)
+
+    def add_host(self, name: str) -> str:
+        return self.addHost(name, role="host")
+
+    def add_router(self, name: str, role: str) -> str:
+        # dpid keeps Mininet's OVS naming happy for names like "l12" or "s3".
+        index = int("".join(c for c in name if c.isdigit()) or 0)
+        dpid = f"{(1 if role == 'leaf' else 2):02x}{index:014x}"
+        return self.addSwitch(name, role=role, dpid=dpid)
+
+    def add_link(self, a: str, b: str, rate_bps: int) -> None:
+        self.addLink(a, b, rate_bps=rate_bps, buffer_bytes=self.buffer_bytes, mtu=self.mtu,
+                     bw=rate_bps / 1e6, max_queue_size=max(1, self.buffer_bytes // self.mtu))
+
+    def role(self, node: str) -> str:
+        return self.nodeInfo(node)["role"]
+
+    def routers(self) -> list[str]:
+        return [n for n in self.nodes() if self.role(n) != "host"]
+
+    def host_names(self) -> list[str]:
+        return [n for n in self.nodes() if self.role(n) == "host"]
+
+    def neighbors(self, node: str) -> list[str]:
+        return [b if a == node else a for a, b in self.links() if node in (a, b)]
+
+    def describe(self) -> dict:
+        return {"class": type(self).__name__, "host_rate_bps": self.host_rate_bps,
+                "fabric_rate_bps": self.fabric_rate_bps, "buffer_bytes": self.buffer_bytes,
+                "mtu": self.mtu, "nodes": len(self.nodes()), "links": len(self.links())}
+
+
+class LeafSpine(FabricTopo):
+    """Two-tier Clos: every leaf connects to every spine; hosts hang off leaves.
+
+    Hosts are numbered across the fabric (h1..hN, leaf by leaf) so that names stay short.
+    """
+
+    def build(self, spines: int = 2, leaves: int = 2, hosts_per_leaf: int = 2) -> None:
+        spine_names = [self.add_router(f"s{i}", "spine") for i in range(1, spines + 1)]
+        host_index = 0
+        for leaf_number in range(1, leaves + 1):
+            leaf = self.add_router(f"l{leaf_number}", "leaf")
+            for _ in range(hosts_per_leaf):
+                host_index += 1
+                self.add_link(self.add_host(f"h{host_index}"), leaf, self.host_rate_bps)
+            for spine in spine_names:
+                self.add_link(leaf, spine, self.fabric_rate_bps)
+
+
+class Star(FabricTopo):
+    """One switch, N hosts: the single-bottleneck incast of Chen et al. (WREN 2009)."""
+
+    def build(self, hosts: int = 4) -> None:
+        leaf = self.add_router("l1", "leaf")
+        for i in range(1, hosts + 1):
+            self.add_link(self.add_host(f"h{i}"), leaf, self.host_rate_bps)
+
+
+class Dumbbell(FabricTopo):
+    """Two leaves joined by one fabric link, N hosts on each side."""
+
+    def build(self, hosts_per_side: int = 2) -> None:
+        left, right = self.add_router("l1", "leaf"), self.add_router("l2", "leaf")
+        for i in range(1, 2 * hosts_per_side + 1):
+            self.add_link(self.add_host(f"h{i}"), left if i <= hosts_per_side else right,
+                          self.host_rate_bps)
+        self.add_link(left, right, self.fabric_rate_bps)
+
+
+#: For ``mn --custom topologies/leafspine.py --topo NAME,ARGS`` (Mininet reads ``topos``).
+topos = {"leafspine": LeafSpine, "star": Star, "dumbbell": Dumbbell}

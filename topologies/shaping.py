@@ -1,0 +1,46 @@
+"""Egress shaping of one port: HTB at the link rate over a byte-limited FIFO buffer.
+
+The queues issue replaces the single class with per-priority lossless/ECN classes; the stats
+reader below is what telemetry and the results' links.csv read.
+"""
+
+from __future__ import annotations
+
+from pyroute2 import IPRoute
+
+from .netlink import link_index
+
+ROOT_HANDLE = 0x10000        # 1:
+CLASS_HANDLE = 0x10010       # 1:10
+LEAF_QDISC_HANDLE = 0x100000  # 10:
+
+
+def htb_burst_bytes(rate_bps: int, mtu: int) -> int:
+    """Half a millisecond of line rate, never under two frames: small enough that the queue
+    forms in the FIFO (where we measure it), large enough that HTB's timer keeps the rate."""
+    return max(2 * (mtu + 14), rate_bps // 8 // 2000)
+
+
+def shape_egress(handle: IPRoute, ifname: str, *, rate_bps: int, buffer_bytes: int,
+                 mtu: int) -> None:
+    index = link_index(handle, ifname)
+    burst = htb_burst_bytes(rate_bps, mtu)
+    handle.tc("add", "htb", index=index, handle=ROOT_HANDLE, default=0x10)
+    handle.tc("add-class", "htb", index=index, handle=CLASS_HANDLE, parent=ROOT_HANDLE,
+              rate=f"{rate_bps}bit", ceil=f"{rate_bps}bit", burst=burst, cburst=burst,
+              quantum=mtu + 14, prio=0)
+    handle.tc("add", "bfifo", index=index, handle=LEAF_QDISC_HANDLE, parent=CLASS_HANDLE,
+              limit=buffer_bytes)
+
+
+def egress_stats(handle: IPRoute, ifname: str) -> dict[str, int]:
+    """Bytes and packets sent, drops and current backlog of the port's FIFO."""
+    index = link_index(handle, ifname)
+    for qdisc in handle.get_qdiscs(index=index):
+        if qdisc["handle"] == LEAF_QDISC_HANDLE:
+            basic = qdisc.get_attr("TCA_STATS2").get_attr("TCA_STATS_BASIC")
+            queue = qdisc.get_attr("TCA_STATS2").get_attr("TCA_STATS_QUEUE")
+            return {"sent_bytes": basic["bytes"], "sent_packets": basic["packets"],
+                    "drops": queue["drops"], "backlog_bytes": queue["backlog"],
+                    "backlog_packets": queue["qlen"]}
+    raise LookupError(f"{ifname} has no kvfabric FIFO qdisc")
