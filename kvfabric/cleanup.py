@@ -1,8 +1,9 @@
 """Find and remove what kvfabric left on the host, and only that.
 
-Ours means: namespaces named ``kvf-*``, root-namespace interfaces and OVS bridges named
-``kvf-*``, pins under /sys/fs/bpf/kvfabric, and processes whose network namespace is one of
-our namespaces. Nothing is ever killed by process name.
+Ours means: namespaces named ``kvf-*``, root-namespace interfaces and OVS bridges
+named ``kvf-*``, OVS QoS rows tagged ``external_ids:kvfabric``, pins under /sys/fs/bpf/kvfabric,
+and processes whose network namespace is one of our namespaces.
+Nothing is ever killed by process name.
 """
 
 from __future__ import annotations
@@ -79,14 +80,23 @@ def our_root_interfaces() -> list[str]:
     return sorted(name for name in os.listdir("/sys/class/net") if name.startswith(IFACE_PREFIX))
 
 
-def our_bridges() -> list[str]:
+def _ovs_query(func) -> list[str]:
     if shutil.which("ovs-vsctl") is None:
         return []
-    from topologies.openflow import list_bridges
     try:
-        return [b for b in list_bridges() if b.startswith(IFACE_PREFIX)]
+        return func()
     except Exception:
-        return []  # OVS not running: it holds no bridges of ours
+        return []  # OVS not running: it holds nothing of ours
+
+
+def our_bridges() -> list[str]:
+    from topologies.openflow import list_bridges
+    return [b for b in _ovs_query(list_bridges) if b.startswith(IFACE_PREFIX)]
+
+
+def our_qos_rows() -> list[str]:
+    from topologies.openflow import our_qos_rows as query
+    return _ovs_query(query)
 
 
 def leftovers() -> dict[str, list]:
@@ -94,7 +104,8 @@ def leftovers() -> dict[str, list]:
     pins = sorted(str(p) for p in BPF_PIN_DIR.rglob("*")) if BPF_PIN_DIR.exists() else []
     namespaces = our_namespaces()
     return {"namespaces": namespaces, "processes": processes_in_namespaces(namespaces),
-            "bridges": our_bridges(), "interfaces": our_root_interfaces(), "bpf_pins": pins}
+            "bridges": our_bridges(), "ovs_qos": our_qos_rows(),
+            "interfaces": our_root_interfaces(), "bpf_pins": pins}
 
 
 def clean() -> dict[str, list]:
@@ -104,6 +115,7 @@ def clean() -> dict[str, list]:
     found = leftovers()
     kill_processes_in_namespaces(found["namespaces"])
     openflow.delete_bridges(found["bridges"])
+    openflow.delete_qos_rows(our_qos_rows())
     for name in our_root_interfaces():
         with contextlib.suppress(Exception), netlink.namespace(None) as ipr:
             ipr.link("del", index=netlink.link_index(ipr, name))

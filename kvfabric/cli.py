@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+
 import tomllib
 
 from . import results

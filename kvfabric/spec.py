@@ -7,10 +7,11 @@ valid spec, so a run can be repeated from its results folder.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from topologies.leafspine import Dumbbell, FabricTopo, LeafSpine, Star
 

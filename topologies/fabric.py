@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kvfabric.naming import netns_name
-from kvfabric.shell import netns_argv, run
+from kvfabric.shell import netns_argv, run, run_parallel
 
 from . import l3, netlink, openflow
 from .addressing import LinkPlan, host_addresses, plan_links
@@ -99,44 +99,65 @@ class Fabric:
         for node in self.topo.nodes():
             if self._has_netns(node):
                 name = self.netns(node)
-                netlink.create_namespace(name)
                 self.namespaces.append(name)
-                with netlink.namespace(name) as ns:
-                    netlink.bring_up_loopback(ns)
+                netlink.create_namespace(name)
+
+    def _root_name(self, number: int, side: str, end) -> str:
+        """Name of a link end in the root namespace: its final name for OVS ports, a
+        temporary one for ends that move into a node's namespace."""
+        if self._has_netns(end.node):
+            return f"kvf-t{number}{side}"
+        return openflow.port_name(end.ifname)
 
     def _create_links(self) -> None:
         tx_checksum_off = self.mode == "openflow"
-        for number, plan in enumerate(self.plans):
-            names = []
-            for side, end in (("a", plan.a), ("b", plan.b)):
-                in_root = not self._has_netns(end.node)
-                names.append(openflow.port_name(end.ifname) if in_root
-                             else f"kvf-t{number}{side}")
-            # Record before creating so that a failure half-way is still torn down.
-            self.root_interfaces.append(names[0])
-            netlink.create_veth(names[0], names[1])
-            for root_name, end in zip(names, (plan.a, plan.b)):
-                netlink.disable_offloads(root_name, tx_checksum=tx_checksum_off)
-                if self._has_netns(end.node):
-                    netlink.move_and_rename(root_name, self.netns(end.node), end.ifname)
-                    if root_name == names[0]:
+        offloads = []
+        with netlink.namespace(None) as ipr:
+            for number, plan in enumerate(self.plans):
+                name_a = self._root_name(number, "a", plan.a)
+                name_b = self._root_name(number, "b", plan.b)
+                # Record before creating so that a failure half-way is still torn down.
+                self.root_interfaces += [name_a, name_b]
+                netlink.create_veth(name_a, name_b)
+                offloads += [netlink.offload_argv(n, tx_checksum=tx_checksum_off)
+                             for n in (name_a, name_b)]
+            # Offloads are set while every end is still in the root namespace: one ethtool
+            # per interface, run concurrently, and no `ip netns exec` needed.
+            run_parallel(offloads)
+            for number, plan in enumerate(self.plans):
+                for side, end in (("a", plan.a), ("b", plan.b)):
+                    root_name = self._root_name(number, side, end)
+                    if self._has_netns(end.node):
+                        ipr.link("set", index=netlink.link_index(ipr, root_name),
+                                 net_ns_fd=self.netns(end.node))
                         self.root_interfaces.remove(root_name)
-                        self.root_interfaces.append(names[1])
 
     def _configure_ports(self) -> None:
-        for plan in self.plans:
-            for end in (plan.a, plan.b):
-                in_ns = self._has_netns(end.node)
-                ns_name = self.netns(end.node) if in_ns else None
-                ifname = end.ifname if in_ns else openflow.port_name(end.ifname)
-                with netlink.namespace(ns_name) as handle:
+        """One netlink socket per namespace (opening one forks a helper in pyroute2)."""
+        by_namespace: dict[str | None, list] = {}
+        for number, plan in enumerate(self.plans):
+            for side, end in (("a", plan.a), ("b", plan.b)):
+                ns_name = self.netns(end.node) if self._has_netns(end.node) else None
+                by_namespace.setdefault(ns_name, []).append(
+                    (self._root_name(number, side, end), end, plan))
+        for ns_name, ends in by_namespace.items():
+            with netlink.namespace(ns_name) as handle:
+                if ns_name:
+                    netlink.bring_up_loopback(handle)
+                for current_name, end, plan in ends:
+                    ifname = end.ifname if ns_name else current_name
+                    if ns_name:
+                        handle.link("set", index=netlink.link_index(handle, current_name),
+                                    ifname=ifname)
                     netlink.configure_interface(
-                        handle, ifname, mac=end.mac if in_ns else None, mtu=plan.mtu,
+                        handle, ifname, mac=end.mac if ns_name else None, mtu=plan.mtu,
                         address=end.address)
+                    buffer_bytes = (self.topo.host_queue_bytes
+                                    if self.topo.role(end.node) == "host" else plan.buffer_bytes)
                     shape_egress(handle, ifname, rate_bps=plan.rate_bps,
-                                 buffer_bytes=plan.buffer_bytes, mtu=plan.mtu)
-                self.ports.append(Port(end.node, ifname, ns_name, end.peer_node,
-                                       plan.rate_bps))
+                                 buffer_bytes=buffer_bytes, mtu=plan.mtu)
+                    self.ports.append(Port(end.node, ifname, ns_name, end.peer_node,
+                                           plan.rate_bps))
 
     def _configure_ovs(self) -> None:
         self.bridges = [openflow.bridge_name(s) for s in self.topo.routers()]
@@ -153,7 +174,7 @@ class Fabric:
                     if other != host:
                         netlink.add_static_neighbor(ns, ifnames[host], self.host_ips[other],
                                                     macs[other])
-            l3.set_sysctls(self.netns(host), l3.HOST_SYSCTLS)
+        run_parallel([netlink.sysctl_argv(self.netns(h), l3.HOST_SYSCTLS) for h in self.hosts()])
 
     # -- processes ---------------------------------------------------------------------
     def popen(self, node: str, argv: Sequence[str], **kwargs) -> subprocess.Popen:

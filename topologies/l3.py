@@ -7,9 +7,11 @@ equal-cost next hops (kernel multipath routes), hashed on the L4 five-tuple
 
 from __future__ import annotations
 
+from kvfabric.shell import run_parallel
+
 from .addressing import LinkPlan
 from .leafspine import FabricTopo
-from .netlink import add_route, namespace, set_sysctls
+from .netlink import add_route, namespace, sysctl_argv
 from .paths import equal_cost_next_hops
 
 ROUTER_SYSCTLS = {
@@ -49,13 +51,13 @@ def configure_routing(topo: FabricTopo, plans: list[LinkPlan], netns_of) -> None
     """Sysctls, host default routes and router multipath routes."""
     peers = peer_addresses(plans)
     subnets = host_subnets(topo, plans)
+    run_parallel([sysctl_argv(netns_of(h), HOST_SYSCTLS) for h in topo.host_names()]
+                 + [sysctl_argv(netns_of(r), ROUTER_SYSCTLS) for r in topo.routers()])
     for host in topo.host_names():
-        set_sysctls(netns_of(host), HOST_SYSCTLS)
         (leaf,) = topo.neighbors(host)
         with namespace(netns_of(host)) as ns:
             add_route(ns, "default", [peers[(host, leaf)]])
     for router in topo.routers():
-        set_sysctls(netns_of(router), ROUTER_SYSCTLS)
         with namespace(netns_of(router)) as ns:
             for host, subnet in subnets.items():
                 hops = equal_cost_next_hops(topo, router, host)

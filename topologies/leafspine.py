@@ -1,4 +1,4 @@
-"""Fabric shapes as Mininet ``Topo`` classes: leaf-spine, and the star and dumbbell of incast studies.
+"""Fabric shapes as Mininet ``Topo`` classes: leaf-spine, and the incast studies' star and dumbbell.
 
 Nodes carry a ``role`` (host, leaf or spine); links carry ``rate_bps`` and ``buffer_bytes``
 plus Mininet's own ``bw`` (Mbit/s) and ``max_queue_size`` (packets), so the same classes work
@@ -17,6 +17,9 @@ DEFAULT_FABRIC_RATE_BPS = 100_000_000
 DEFAULT_BUFFER_BYTES = 64 * 1024
 #: Ethernet's 1500: a RoCE MTU of 1024 fits with its headers; set 4200 or 9000 for 4096 RoCE MTU.
 DEFAULT_MTU = 1500
+#: A host NIC's transmit queue, in frames: Linux's default txqueuelen. Hosts back-pressure
+#: their own TCP (TSQ) rather than drop, so switch ports, not NICs, are where loss happens.
+HOST_QUEUE_FRAMES = 1000
 
 
 class FabricTopo(Topo):
@@ -29,6 +32,7 @@ class FabricTopo(Topo):
         self.fabric_rate_bps = int(fabric_rate_bps)
         self.buffer_bytes = int(buffer_bytes)
         self.mtu = int(mtu)
+        self.host_queue_bytes = HOST_QUEUE_FRAMES * (self.mtu + 14)
         super().__init__(*args, **kwargs)
 
     def add_host(self, name: str) -> str:

@@ -13,7 +13,7 @@ from pyroute2 import IPRoute, NetNS, netns
 from pyroute2.netlink.rtnl.tcmsg import plugins as _tc_plugins
 
 from kvfabric.naming import check_ifname
-from kvfabric.shell import netns_argv, run
+from kvfabric.shell import netns_argv
 
 # pyroute2 ships no "bfifo" plugin and then forces the parent to the root; bfifo's options are
 # pfifo's (one u32 limit, read as bytes by the kernel), so reuse that encoder.
@@ -50,15 +50,6 @@ def create_veth(name_a: str, name_b: str) -> None:
     with IPRoute() as ipr:
         ipr.link("add", ifname=check_ifname(name_a), kind="veth",
                  peer={"ifname": check_ifname(name_b)})
-
-
-def move_and_rename(root_name: str, target_ns: str, new_name: str) -> None:
-    with IPRoute() as ipr:
-        (index,) = ipr.link_lookup(ifname=root_name)
-        ipr.link("set", index=index, net_ns_fd=target_ns)
-    with NetNS(target_ns) as ns:
-        (index,) = ns.link_lookup(ifname=root_name)
-        ns.link("set", index=index, ifname=check_ifname(new_name))
 
 
 def link_index(handle: IPRoute, ifname: str) -> int:
@@ -99,20 +90,19 @@ def add_static_neighbor(handle: IPRoute, ifname: str, ip: str, mac: str) -> None
                  state=NUD_PERMANENT)
 
 
-def set_sysctls(ns: str, values: dict[str, str | int]) -> None:
+def sysctl_argv(ns: str, values: dict[str, str | int]) -> list[str]:
     """sysctl writes inside a namespace (/proc/sys/net is per-namespace and read at open)."""
-    run(netns_argv(ns, ["sysctl", "-q", "-w", *[f"{k}={v}" for k, v in values.items()]]))
+    return netns_argv(ns, ["sysctl", "-q", "-w", *[f"{k}={v}" for k, v in values.items()]])
 
 
-def disable_offloads(ifname: str, *, tx_checksum: bool, ns: str | None = None) -> None:
+def offload_argv(ifname: str, *, tx_checksum: bool) -> list[str]:
     """Segmentation offloads off, so that queues hold MTU-sized packets and byte-limited
     buffers mean what they say; tx checksum offload off too for userspace OVS, where TCP
     otherwise stalls on bad checksums."""
     features = ["tso", "off", "gso", "off", "gro", "off"]
     if tx_checksum:
         features += ["tx", "off"]
-    argv = ["ethtool", "-K", ifname, *features]
-    run(argv if ns is None else netns_argv(ns, argv))
+    return ["ethtool", "-K", ifname, *features]
 
 
 def interface_counters(handle: IPRoute, ifname: str) -> dict[str, int]:

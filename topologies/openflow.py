@@ -38,9 +38,16 @@ def dpid(topo: FabricTopo, switch: str) -> str:
     return topo.nodeInfo(switch)["dpid"]
 
 
+#: OVS otherwise replaces a port's qdiscs with its own; a ``linux-noop`` QoS row tells it to
+#: leave kvfabric's queues alone. QoS rows are OVSDB roots (they outlive their bridges), so
+#: ours are tagged and destroyed explicitly.
+QOS_TAG = "external_ids:kvfabric=noop"
+
+
 def create_bridges(topo: FabricTopo, plans: list[LinkPlan], datapath: str) -> None:
     """All bridges and their ports in one ovs-vsctl transaction."""
-    argv = ["ovs-vsctl", f"--timeout={OVS_TIMEOUT_S}"]
+    argv = ["ovs-vsctl", f"--timeout={OVS_TIMEOUT_S}",
+            "--", "--id=@noop", "create", "qos", "type=linux-noop", QOS_TAG]
     for switch in topo.routers():
         br = bridge_name(switch)
         argv += ["--", "add-br", br, "--", "set", "bridge", br, f"datapath_type={datapath}",
@@ -54,17 +61,35 @@ def create_bridges(topo: FabricTopo, plans: list[LinkPlan], datapath: str) -> No
             port = port_name(end.ifname)
             number = switch_port(topo, end.node, end.peer_node)
             argv += ["--", "add-port", bridge_name(end.node), port,
-                     "--", "set", "interface", port, f"ofport_request={number}"]
+                     "--", "set", "interface", port, f"ofport_request={number}",
+                     "--", "set", "port", port, "qos=@noop"]
     run(argv, timeout_s=OVS_TIMEOUT_S + 5)
 
 
 def delete_bridges(names: list[str]) -> None:
+    """Delete these bridges and every QoS row kvfabric tagged."""
     if not names:
         return
     argv = ["ovs-vsctl", f"--timeout={OVS_TIMEOUT_S}"]
     for br in names:
         argv += ["--", "--if-exists", "del-br", br]
     run(argv, timeout_s=OVS_TIMEOUT_S + 5)
+    # A separate transaction: OVSDB checks references against the committed state.
+    delete_qos_rows(our_qos_rows())
+
+
+def delete_qos_rows(uuids: list[str]) -> None:
+    if uuids:
+        argv = ["ovs-vsctl", f"--timeout={OVS_TIMEOUT_S}"]
+        for uuid in uuids:
+            argv += ["--", "destroy", "qos", uuid]
+        run(argv, timeout_s=OVS_TIMEOUT_S + 5)
+
+
+def our_qos_rows() -> list[str]:
+    out = run(["ovs-vsctl", "--timeout=5", "--bare", "--columns=_uuid", "find", "qos",
+               QOS_TAG], timeout_s=10).stdout
+    return out.split()
 
 
 def list_bridges() -> list[str]:

@@ -16,9 +16,12 @@ LEAF_QDISC_HANDLE = 0x100000  # 10:
 
 
 def htb_burst_bytes(rate_bps: int, mtu: int) -> int:
-    """Half a millisecond of line rate, never under two frames: small enough that the queue
-    forms in the FIFO (where we measure it), large enough that HTB's timer keeps the rate."""
-    return max(2 * (mtu + 14), rate_bps // 8 // 2000)
+    """Two milliseconds of line rate, never under two frames. HTB discards tokens beyond
+    its burst, so when the host is late to dequeue (timer and softirq latency reach about a
+    millisecond on a loaded 2-core VM) the lost time is lost rate; tandem ports at the same
+    rate then build a standing queue. Measured: 0.5 ms bursts delivered 93% of 50 Mbit/s,
+    2 ms bursts 99%."""
+    return max(2 * (mtu + 14), rate_bps // 8 // 500)
 
 
 def shape_egress(handle: IPRoute, ifname: str, *, rate_bps: int, buffer_bytes: int,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import random
+import subprocess
 import sys
 import time
 from typing import Any

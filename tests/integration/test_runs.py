@@ -1,0 +1,104 @@
+"""Whole runs through the CLI: files written, teardown after SIGTERM, the lock, bad specs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kvfabric.cleanup import our_namespaces
+from kvfabric.lock import fabric_lock
+
+pytestmark = [pytest.mark.root]
+
+
+def _kvfabric(*args, results):
+    return [sys.executable, "-m", "kvfabric.cli", *args, "--results", str(results)]
+
+
+@pytest.mark.parametrize("mode", ["l3", pytest.param("openflow", marks=pytest.mark.ovs)])
+def test_incast_run_writes_a_complete_results_folder(tmp_path, mode, nothing_left):
+    proc = subprocess.run(_kvfabric("run", "tcp_incast", "--set", "workload.rounds=3",
+                                    "--set", f"fabric.mode={mode}", "--capture", "h1-l1",
+                                    results=tmp_path), capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run_dir,) = (tmp_path / "tcp_incast").iterdir()
+    for name in ("spec.toml", "env.json", "flows.csv", "rounds.csv", "links.csv",
+                 "summary.json", "incast.png", "run.log", "capture-h1-l1.pcap"):
+        assert (run_dir / name).stat().st_size > 0, name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "ok"
+    assert summary["results"]["rounds_completed"] == 3
+    assert summary["results"]["flows_completed"] == 3 * 7
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["capabilities"]["minimum_ok"] and env["seed"] == 1
+    links = (run_dir / "links.csv").read_text()
+    assert "l1" in links and "sent_bytes" in links
+    nothing_left()
+
+
+def test_sigterm_mid_run_tears_down_and_records_interrupted(tmp_path, nothing_left):
+    proc = subprocess.Popen(_kvfabric("run", "tcp_incast", "--set", "workload.rounds=500",
+                                      results=tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the workload is running
+        line = proc.stderr.readline()
+        if "round 2/" in line or not line:
+            break
+    assert our_namespaces(), "the fabric should be up mid-run"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    (run_dir,) = (tmp_path / "tcp_incast").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "SIGTERM" in summary["error"]
+    assert summary["results"]["rounds_completed"] >= 1  # what it gathered is kept
+    nothing_left()
+
+
+def test_second_run_refuses_while_a_fabric_holds_the_lock(tmp_path, nothing_left):
+    with fabric_lock("pytest holder"):
+        proc = subprocess.run(_kvfabric("run", "tcp_incast", results=tmp_path),
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert "another kvfabric fabric is running" in proc.stderr
+    assert f"pid {os.getpid()}" in proc.stderr
+    assert not (tmp_path / "tcp_incast").exists()
+    nothing_left()
+
+
+def test_bad_spec_builds_nothing(tmp_path, nothing_left):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[experiment]\nname = "bad"\n[fabric]\nbuffer = 10\n'
+                   '[workload]\nkind = "tcp_incast"\n')
+    proc = subprocess.run(_kvfabric("run", str(bad), results=tmp_path / "results"),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "fabric.buffer" in proc.stderr
+    assert not (tmp_path / "results").exists()
+    nothing_left()
+
+
+def test_clean_removes_a_crashed_runs_leftovers(tmp_path, nothing_left):
+    """A run killed with SIGKILL cannot clean up; `kvfabric clean` must."""
+    proc = subprocess.Popen(_kvfabric("run", "tcp_incast", "--set", "workload.rounds=500",
+                                      results=tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "round 1/" in line or not line:
+            break
+    proc.kill()
+    proc.wait()
+    assert our_namespaces()
+    clean = subprocess.run([sys.executable, "-m", "kvfabric.cli", "clean"],
+                           capture_output=True, text=True, timeout=60)
+    assert clean.returncode == 0 and "namespaces" in clean.stdout
+    nothing_left()
