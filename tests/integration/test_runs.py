@@ -43,7 +43,9 @@ def test_incast_run_writes_a_complete_results_folder(tmp_path, mode, nothing_lef
     nothing_left()
 
 
-def test_sigterm_mid_run_tears_down_and_records_interrupted(tmp_path, nothing_left):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_run_tears_down_and_records_interrupted(tmp_path, sig, nothing_left):
+    """SIGTERM (kill) and SIGINT (Ctrl-C) both tear the fabric down and keep the results."""
     proc = subprocess.Popen(_kvfabric("run", "tcp_incast", "--set", "workload.rounds=500",
                                       results=tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -53,12 +55,12 @@ def test_sigterm_mid_run_tears_down_and_records_interrupted(tmp_path, nothing_le
         if "round 2/" in line or not line:
             break
     assert our_namespaces(), "the fabric should be up mid-run"
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     (run_dir,) = (tmp_path / "tcp_incast").iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and "SIGTERM" in summary["error"]
+    assert summary["status"] == "interrupted" and sig.name in summary["error"]
     assert summary["results"]["rounds_completed"] >= 1  # what it gathered is kept
     nothing_left()
 
@@ -101,4 +103,18 @@ def test_clean_removes_a_crashed_runs_leftovers(tmp_path, nothing_left):
     clean = subprocess.run([sys.executable, "-m", "kvfabric.cli", "clean"],
                            capture_output=True, text=True, timeout=60)
     assert clean.returncode == 0 and "namespaces" in clean.stdout
+    nothing_left()
+
+
+def test_failed_run_keeps_its_folder_with_status_failed(tmp_path, nothing_left):
+    """A workload that fails (rounds time out) still writes summary.json saying why."""
+    proc = subprocess.run(_kvfabric("run", "tcp_incast", "--set", "workload.rounds=3",
+                                    "--set", "workload.round_timeout=0.01",
+                                    "--set", "workload.block_size=4MiB", results=tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (run_dir,) = (tmp_path / "tcp_incast").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "exited with 1" in summary["error"]
+    assert (run_dir / "flows.csv").exists() and (run_dir / "env.json").exists()
     nothing_left()
