@@ -26,8 +26,9 @@ def time_kvfabric(mode: str) -> tuple[float, float]:
 
 
 def time_mininet() -> tuple[float, float]:
-    """Plain Mininet, same Topo: Linux-router switches as in its linuxrouter example would need
-    routes; we time only what Mininet itself does (nodes, links, TCLink shaping, start)."""
+    """Plain Mininet building the same Topo: userspace OVS switches, TCLink shaping, no routes
+    or flows. On kernels without netem, Mininet's TCLink prints errors for its netem queue
+    limit and shapes with HTB alone; its timing is still what Mininet does."""
     from functools import partial
 
     from mininet.link import TCLink
