@@ -116,9 +116,7 @@ def clean() -> dict[str, list]:
     kill_processes_in_namespaces(found["namespaces"])
     openflow.delete_bridges(found["bridges"])
     openflow.delete_qos_rows(our_qos_rows())
-    for name in our_root_interfaces():
-        with contextlib.suppress(Exception), netlink.namespace(None) as ipr:
-            ipr.link("del", index=netlink.link_index(ipr, name))
+    netlink.delete_root_interfaces(our_root_interfaces())
     for name in found["namespaces"]:
         netlink.delete_namespace(name)
     if BPF_PIN_DIR.exists():

@@ -232,11 +232,7 @@ class Fabric:
         except Exception as exc:  # keep going: the rest must still be removed
             errors.append(exc)
         self.bridges = []
-        for name in self.root_interfaces:
-            with contextlib.suppress(Exception), netlink.namespace(None) as ipr:
-                found = ipr.link_lookup(ifname=name)
-                if found:
-                    ipr.link("del", index=found[0])
+        netlink.delete_root_interfaces(self.root_interfaces)
         self.root_interfaces = []
         for name in self.namespaces:
             netlink.delete_namespace(name)

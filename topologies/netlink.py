@@ -52,6 +52,16 @@ def create_veth(name_a: str, name_b: str) -> None:
                  peer={"ifname": check_ifname(name_b)})
 
 
+def delete_root_interfaces(names: list[str]) -> None:
+    """Delete these root-namespace interfaces if they exist (a veth takes its peer along)."""
+    with IPRoute() as ipr:
+        for name in names:
+            found = ipr.link_lookup(ifname=name)
+            if found:
+                with contextlib.suppress(Exception):
+                    ipr.link("del", index=found[0])
+
+
 def link_index(handle: IPRoute, ifname: str) -> int:
     found = handle.link_lookup(ifname=ifname)
     if not found:
