@@ -94,7 +94,11 @@ def _cmd_clean(_args) -> int:
     if os.geteuid() != 0:
         print("kvfabric clean needs root", file=sys.stderr)
         return EXIT_USAGE
-    found = clean()
+    from .lock import fabric_lock
+
+    # A live fabric holds the lock; what a crashed run left does not (the kernel dropped it).
+    with fabric_lock("kvfabric clean"):
+        found = clean()
     removed = {k: v for k, v in found.items() if v}
     if not removed:
         print("nothing of kvfabric's was left on this host")

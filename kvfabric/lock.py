@@ -15,26 +15,54 @@ from collections.abc import Iterator
 
 from .naming import LOCK_PATH
 
+#: Seconds to wait for a busy lock before giving up; 0 (the default) fails at once. Set it
+#: when several jobs share one machine (CI stages, parallel test sessions) so they queue.
+WAIT_ENV = "KVFABRIC_LOCK_WAIT_S"
+
 
 class FabricBusy(RuntimeError):
     pass
 
 
+def wait_seconds_from_env() -> float:
+    raw = os.environ.get(WAIT_ENV, "0")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{WAIT_ENV}={raw!r}: give a number of seconds, e.g. 600") from None
+    if value < 0:
+        raise ValueError(f"{WAIT_ENV}={raw!r}: give a number of seconds >= 0")
+    return value
+
+
+def _acquire(fd: int, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+
 @contextlib.contextmanager
-def fabric_lock(purpose: str) -> Iterator[None]:
+def fabric_lock(purpose: str, wait_s: float | None = None) -> Iterator[None]:
+    """Hold the machine's fabric lock; wait up to `wait_s` (default: $KVFABRIC_LOCK_WAIT_S,
+    else 0) for a busy lock, then raise FabricBusy naming the holder."""
+    wait_s = wait_seconds_from_env() if wait_s is None else wait_s
     LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _acquire(fd, wait_s):
             holder = _read_holder(fd)
             raise FabricBusy(
                 "another kvfabric fabric is running"
                 + (f" (pid {holder.get('pid')}: {holder.get('purpose')}, "
                    f"since {holder.get('since')})" if holder else "")
                 + "; wait for it to finish, or stop it (Ctrl-C / kill PID): only one fabric "
-                "may run at a time") from None
+                f"may run at a time (or set {WAIT_ENV}=SECONDS to queue behind it)")
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "purpose": purpose,
                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())

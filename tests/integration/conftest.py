@@ -12,7 +12,9 @@ from topologies.leafspine import LeafSpine
 
 
 def assert_nothing_left() -> None:
-    left = {kind: items for kind, items in leftovers().items() if items}
+    # Under the lock: another test session's fabric on this machine is not our leftover.
+    with fabric_lock("pytest: leftover check"):
+        left = {kind: items for kind, items in leftovers().items() if items}
     assert not left, f"kvfabric state left on the host: {left}"
 
 

@@ -68,7 +68,8 @@ def test_signal_mid_run_tears_down_and_records_interrupted(tmp_path, sig, nothin
 def test_second_run_refuses_while_a_fabric_holds_the_lock(tmp_path, nothing_left):
     with fabric_lock("pytest holder"):
         proc = subprocess.run(_kvfabric("run", "tcp_incast", results=tmp_path),
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "KVFABRIC_LOCK_WAIT_S": "0"})
     assert proc.returncode == 3
     assert "another kvfabric fabric is running" in proc.stderr
     assert f"pid {os.getpid()}" in proc.stderr
