@@ -7,6 +7,6 @@
 
 from __future__ import annotations
 
-from . import tcp_incast, udp_flows
+from . import tcp_flows, tcp_incast, udp_flows
 
-WORKLOADS = {"tcp_incast": tcp_incast, "udp_flows": udp_flows}
+WORKLOADS = {"tcp_incast": tcp_incast, "tcp_flows": tcp_flows, "udp_flows": udp_flows}
