@@ -105,6 +105,7 @@ def run_experiment(spec: Spec, results_root: Path, capture: str | None = None,
     topo = spec.make_topology()
     capture_links = parse_capture(capture, topo)  # bad names fail here, before anything
     with fabric_lock(f"kvfabric run {spec.name}"):
+        _remove_stale_state(progress)
         run_dir = results.new_run_dir(results_root, spec.name)
         return _run_locked(spec, topo, capture_links, run_dir, progress)
 
@@ -219,6 +220,18 @@ def _write_port_deltas(run_dir: Path, before: list[dict], after: list[dict]) -> 
         row["backlog_bytes_at_end"] = a["backlog_bytes"]
         rows.append(row)
     results.write_csv(run_dir / "links.csv", rows)
+
+
+def _remove_stale_state(progress: Progress) -> None:
+    """Whatever kvfabric state exists while we hold the lock belongs to a run that died
+    without tearing down (SIGKILL, power loss): remove it, or it would collide with ours."""
+    from .cleanup import clean, leftovers
+
+    stale = {kind: items for kind, items in leftovers().items() if items}
+    if stale:
+        progress.update("removing what a crashed run left", ", ".join(
+            f"{len(items)} {kind}" for kind, items in stale.items()))
+        clean()
 
 
 def _record_queue_backends(run_dir: Path, fabric: Fabric) -> None:
