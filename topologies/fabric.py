@@ -48,11 +48,14 @@ class Port:
 class Fabric:
     """A running fabric. Use as a context manager so teardown always runs."""
 
-    def __init__(self, topo: FabricTopo, mode: str = "l3", ovs_datapath: str = "auto"):
+    def __init__(self, topo: FabricTopo, mode: str = "l3", ovs_datapath: str = "auto",
+                 static_rules: bool = True):
         if mode not in MODES:
             raise ValueError(f"fabric mode must be one of {MODES}, got {mode!r}")
         self.topo = topo
         self.mode = mode
+        #: openflow mode: install kvfabric's static rules (False: a controller will).
+        self.static_rules = static_rules
         self.ovs_datapath = (openflow.detect_ovs_datapath() if ovs_datapath == "auto"
                              else ovs_datapath)
         self.plans: list[LinkPlan] = plan_links(topo, mode)
@@ -162,7 +165,8 @@ class Fabric:
     def _configure_ovs(self) -> None:
         self.bridges = [openflow.bridge_name(s) for s in self.topo.routers()]
         openflow.create_bridges(self.topo, self.plans, self.ovs_datapath)
-        openflow.install_static_rules(self.topo)
+        if self.static_rules:
+            openflow.install_static_rules(self.topo)
         macs = {end.node: end.mac for plan in self.plans for end in (plan.a, plan.b)
                 if self.topo.role(end.node) == "host"}
         ifnames = {end.node: end.ifname for plan in self.plans for end in (plan.a, plan.b)
