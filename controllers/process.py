@@ -50,6 +50,7 @@ class ControllerProcess:
         self.bridges: list[str] = []
         self._watch_stop = threading.Event()
         self._stopping = False
+        self.restore_signal = lambda: None
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "controllers.launch", "--app", self.app,
@@ -130,9 +131,13 @@ class ControllerProcess:
         except OSError:
             return ""
 
+    def raise_if_dead(self) -> None:
+        self._check_alive("during the run")
+
     def stop(self) -> None:
         self._stopping = True
         self._watch_stop.set()
+        self.restore_signal()
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -142,3 +147,48 @@ class ControllerProcess:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+#: Fabric spec values of ``fabric.controller`` that start an app (``static``: no controller).
+CONTROLLER_APPS = ("ecmp", "adaptive")
+
+
+def start_for_run(ctx) -> ControllerProcess | None:
+    """The runner's hook: start the spec's controller for ctx.fabric, attach every bridge,
+    wait for every switch, and make the controller's death fail the run (SIGUSR1 to the
+    main thread raises ControllerError there). None when the spec asks for no controller."""
+    import signal as _signal
+
+    from controllers.topology import describe
+
+    spec, fabric = ctx.spec, ctx.fabric
+    app = spec.fabric.get("controller", "static")
+    if fabric.mode != "openflow" or app not in CONTROLLER_APPS:
+        return None
+    description = describe(fabric.topo, fabric.plans, fabric.host_ips, spec.tenants,
+                           spec.fabric["tenant_meters"], spec.fabric["tenant_meter_burst"])
+    controller = ControllerProcess(app, description, ctx.run_dir,
+                                   poll_interval_s=spec.fabric["stats_interval"])
+    deaths: list[ControllerError] = []
+
+    def on_usr1(_signum, _frame):
+        if deaths:
+            raise deaths[0]
+    previous = _signal.signal(_signal.SIGUSR1, on_usr1)
+    controller.restore_signal = lambda: _signal.signal(_signal.SIGUSR1, previous)
+    main_thread = threading.main_thread().ident
+    try:
+        started = time.perf_counter()
+        controller.start(fabric.bridges,
+                         popen=lambda argv, **kw: fabric.popen_at(None, argv, **kw))
+    except BaseException:
+        controller.stop()
+        raise
+    ctx.record("controller", {"app": app, "port": controller.port, "pid": controller.proc.pid,
+                              "switches_configured_s": time.perf_counter() - started})
+
+    def died(error: ControllerError) -> None:
+        deaths.append(error)
+        _signal.pthread_kill(main_thread, _signal.SIGUSR1)
+    controller.watch(died)
+    return controller

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controllers.process import start_for_run as start_controller
 from topologies.fabric import Fabric
 
 from . import results
@@ -116,8 +117,10 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
     (run_dir / "spec.toml").write_text(to_toml(spec))
     status, error, timings = "ok", None, {}
     pending: list[str] = []
-    fabric = Fabric(topo, spec.fabric["mode"], _ovs_datapath(spec.fabric["ovs_datapath"]))
+    fabric = Fabric(topo, spec.fabric["mode"], _ovs_datapath(spec.fabric["ovs_datapath"]),
+                    static_rules=spec.fabric["controller"] == "static")
     ctx = RunContext(spec, fabric, run_dir, progress)
+    controller = None
     workload = WORKLOADS[spec.workload["kind"]]
     try:
         with _signals_raise():
@@ -131,6 +134,9 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
             timings["bringup_s"] = time.perf_counter() - started
             log.info("fabric up in %.2f s: %s", timings["bringup_s"],
                      fabric.build_timings.phases_s)
+            if spec.fabric["controller"] != "static" and spec.fabric["mode"] == "openflow":
+                progress.update("starting controller", spec.fabric["controller"])
+            controller = start_controller(ctx)
             if capture_links:
                 ctx.record("captures", [p.name for p in
                                         start_captures(fabric, capture_links, run_dir)])
@@ -138,6 +144,8 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
             progress.update("running workload", spec.workload["kind"])
             started = time.perf_counter()
             workload.run(ctx)
+            if controller is not None:
+                controller.raise_if_dead()
             timings["workload_s"] = time.perf_counter() - started
             _write_port_deltas(run_dir, before, fabric.port_stats())
     except (Exception, KeyboardInterrupt, Interrupted) as exc:
@@ -150,6 +158,8 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
             progress.update("tearing down")
             started = time.perf_counter()
             try:
+                if controller is not None:
+                    controller.stop()
                 fabric.teardown()
             except Exception as exc:
                 status, error = "failed", error or f"teardown: {_describe(exc)}"
@@ -187,7 +197,7 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
             ["OVS userspace datapath (netdev): lower throughput than the kernel datapath; "
              "tx checksum offload off on veths"]
             if spec.fabric["mode"] == "openflow" and ctx.fabric.ovs_datapath == "netdev"
-            else []),
+            else []) + ctx.facts.pop("approximations", []),
     }
     results.write_json(run_dir / "summary.json", summary)
     return summary
