@@ -15,6 +15,7 @@ weighted groups would move whole hash buckets (mice with the elephants).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,21 +23,32 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class AdaptiveParams:
     congested_util: float = 0.85
-    sustain_samples: int = 3
-    elephant_fraction: float = 0.1   # a flow above this fraction of the link rate
+    window_s: float = 0.03           # utilisation is averaged over this window of polls ...
+    sustain_samples: int = 2         # ... and must stay high for this many polls
+    elephant_fraction: float = 0.1   # a flow above this fraction of the link rate ...
+    flow_window_s: float = 1.0       # ... averaged over up to this long (at least 0.2 s):
+    # userspace OVS credits OpenFlow rule counters only when its revalidators run (every
+    # 500 ms by default), so a flow's counter moves in steps; port counters are live.
     holddown_s: float = 0.3
 
 
 @dataclass
-class _Counter:
-    time_s: float | None = None
-    value: int = 0
+class _Window:
+    """Rate over the last window_s of samples: OVS refreshes a port's counters in steps,
+    so single 10 ms deltas swing between zero and several times the line rate."""
+    window_s: float
+    min_age_s: float | None = None   # rate from this much history on (default: window_s)
+    samples: deque = field(default_factory=deque)
     rate_bps: float = 0.0
 
     def update(self, now_s: float, value: int) -> float:
-        if self.time_s is not None and now_s > self.time_s and value >= self.value:
-            self.rate_bps = 8 * (value - self.value) / (now_s - self.time_s)
-        self.time_s, self.value = now_s, value
+        self.samples.append((now_s, value))
+        while len(self.samples) > 2 and now_s - self.samples[1][0] >= self.window_s:
+            self.samples.popleft()
+        t0, v0 = self.samples[0]
+        min_age = self.window_s if self.min_age_s is None else self.min_age_s
+        if now_s - t0 >= min_age and value >= v0:
+            self.rate_bps = 8 * (value - v0) / (now_s - t0)
         return self.rate_bps
 
 
@@ -57,8 +69,8 @@ class LoadMonitor:
 
     params: AdaptiveParams
     capacity_bps: dict[tuple[str, int], int]          # (switch, uplink) -> link rate
-    ports: dict[tuple[str, int], _Counter] = field(default_factory=dict)
-    flows: dict[tuple[str, tuple], _Counter] = field(default_factory=dict)
+    ports: dict[tuple[str, int], _Window] = field(default_factory=dict)
+    flows: dict[tuple[str, tuple], _Window] = field(default_factory=dict)
     hot_samples: dict[tuple[str, int], int] = field(default_factory=dict)
     last_move_s: dict[str, float] = field(default_factory=dict)
 
@@ -67,14 +79,17 @@ class LoadMonitor:
         key = (switch, port)
         if key not in self.capacity_bps:
             return 0.0
-        rate = self.ports.setdefault(key, _Counter()).update(now_s, tx_bytes)
+        rate = self.ports.setdefault(key, _Window(self.params.window_s)).update(now_s,
+                                                                              tx_bytes)
         util = rate / self.capacity_bps[key]
         self.hot_samples[key] = self.hot_samples.get(key, 0) + 1 \
             if util >= self.params.congested_util else 0
         return util
 
     def flow_sample(self, switch: str, flow: tuple, now_s: float, byte_count: int) -> None:
-        self.flows.setdefault((switch, flow), _Counter()).update(now_s, byte_count)
+        """A pinned flow's byte counter (from flow stats)."""
+        self.flows.setdefault((switch, flow), _Window(self.params.flow_window_s, 0.2)).update(
+            now_s, byte_count)
 
     def forget_flow(self, switch: str, flow: tuple) -> None:
         self.flows.pop((switch, flow), None)

@@ -316,6 +316,7 @@ class FabricController(App):
     # -- adaptive: load monitoring ---------------------------------------------------------
     def _poll_loop(self) -> None:
         tick, window_start, window_replies = 0, time.monotonic(), 0
+        next_poll = time.monotonic()
         while True:
             for name in self.edge_switches():
                 dp = self.datapaths.get(name)
@@ -334,7 +335,9 @@ class FabricController(App):
                                   port_stats_replies_hz=(self.replies - window_replies)
                                   / (now - window_start) / max(1, len(self.edge_switches())))
                 window_start, window_replies = now, self.replies
-            hub.sleep(self.poll_interval_s)
+            # Fixed-rate schedule: the time spent sending requests is not added to the period.
+            next_poll += self.poll_interval_s
+            hub.sleep(max(0.0, next_poll - time.monotonic()))
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     def port_stats_reply(self, ev) -> None:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
-from . import tcp_incast
+from . import ecmp_collision, link_failure, tcp_incast
 
-WORKLOADS = {"tcp_incast": tcp_incast}
+WORKLOADS = {"tcp_incast": tcp_incast, "ecmp_collision": ecmp_collision,
+             "link_failure": link_failure}
