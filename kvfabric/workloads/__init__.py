@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from . import ecmp_collision, link_failure, tcp_incast
+from . import ecmp_collision, link_failure, tcp_incast, tenant_isolation
 
 WORKLOADS = {"tcp_incast": tcp_incast, "ecmp_collision": ecmp_collision,
-             "link_failure": link_failure}
+             "link_failure": link_failure,
+             "tenant_isolation": tenant_isolation}
