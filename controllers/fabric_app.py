@@ -21,6 +21,7 @@ Configuration comes from ``CONFIG`` (set by controllers/launch.py before the app
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,8 @@ class FabricController(App):
         if not self.status_path:
             return
         tmp = Path(self.status_path + ".tmp")
-        tmp.write_text(json.dumps({"mode": self.mode, "connected": sorted(self.datapaths),
+        tmp.write_text(json.dumps({"pid": os.getpid(), "mode": self.mode,
+                                   "connected": sorted(self.datapaths),
                                    "configured": sorted(self.configured),
                                    "switches": sorted(self.model.switches)}))
         tmp.replace(self.status_path)

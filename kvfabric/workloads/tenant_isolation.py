@@ -31,6 +31,8 @@ FIELDS = [
     Field("incast_receiver", "str", "h5", "tenant A's receiver"),
     Field("victim", "str", "h4", "tenant B's sender"),
     Field("victim_receiver", "str", "h6", "tenant B's receiver"),
+    Field("incast_streams", "int", 4, "parallel TCP streams per incast sender (iperf3 -P)",
+          minimum=1, maximum=64),
     Field("duration", "duration", "5s", "length of each throughput phase", minimum=1,
           maximum=600),
     Field("probe_timeout", "duration", "300ms", "wait for a probe's answer", minimum=0.05,
@@ -112,10 +114,11 @@ def _reachability(ctx, hosts: list[str]) -> None:
     results.write_csv(ctx.run_dir / "reachability.csv", rows)
 
 
-def _iperf(ctx, host: str, server: str, port: int, seconds: float, tag: str):
+def _iperf(ctx, host: str, server: str, port: int, seconds: float, tag: str,
+           streams: int = 1):
     out = ctx.run_dir / f"iperf-{tag}.json"
     argv = ["iperf3", "-c", ctx.fabric.host_ips[server], "-p", str(port), "-t", f"{seconds:g}",
-            "-J", "--logfile", str(out)]
+            "-P", str(streams), "-J", "--logfile", str(out)]
     return ctx.fabric.popen(host, argv, stdout=subprocess.DEVNULL), out
 
 
@@ -140,7 +143,8 @@ def _performance(ctx) -> None:
     proc.wait(timeout=seconds + 30)
     time.sleep(0.5)
     ctx.progress.update("B during A's incast", f"{','.join(senders)} -> {receiver}")
-    incast = [_iperf(ctx, s, receiver, 5301 + i, seconds + 2, f"a-{s}")
+    incast = [_iperf(ctx, s, receiver, 5301 + i, seconds + 2, f"a-{s}",
+                     workload["incast_streams"])
               for i, s in enumerate(senders)]
     time.sleep(1.0)
     proc, b_during = _iperf(ctx, victim, victim_rx, 5300, seconds, "b-during-incast")
