@@ -5,6 +5,7 @@ while the workload runs, stop it at teardown."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -24,6 +25,17 @@ CONNECT_TIMEOUT_S = 30.0
 
 class ControllerError(RuntimeError):
     """The controller did not come up, or died while the fabric needed it."""
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the runner dies, even by SIGKILL, so
+    a crashed run never leaves a controller listening (it lives in the root namespace, where
+    `kvfabric clean` does not look for processes)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -64,6 +76,7 @@ class ControllerProcess:
         self.port = free_port()
         with self.log_path.open("ab") as log:
             kwargs = {"stdout": log, "stderr": subprocess.STDOUT,
+                      "preexec_fn": _die_with_parent,
                       "cwd": str(Path(__file__).resolve().parent.parent)}
             self.proc = (popen(self.argv(), **kwargs) if popen
                          else subprocess.Popen(self.argv(), start_new_session=True, **kwargs))
