@@ -199,6 +199,17 @@ def start_for_run(ctx) -> ControllerProcess | None:
         raise
     ctx.record("controller", {"app": app, "port": controller.port, "pid": controller.proc.pid,
                               "switches_configured_s": time.perf_counter() - started})
+    notes = ctx.facts.setdefault("approximations", [])
+    notes.append("the controller shares the machine's CPUs with the userspace switches and "
+                 "hosts; control-plane reaction times include that contention")
+    if app == "adaptive":
+        notes.append("adaptive routing reads per-flow rates from OpenFlow rule counters, which "
+                     "userspace OVS refreshes only when its revalidators run (~500 ms); port "
+                     "counters are live")
+    if spec.fabric["tenant_meters"]:
+        notes.append("performance isolation polices each tenant at every leaf to an equal "
+                     "share of that leaf's uplink capacity (OpenFlow meter, drop band); no "
+                     "weighted queueing inside the fabric")
 
     def died(error: ControllerError) -> None:
         deaths.append(error)

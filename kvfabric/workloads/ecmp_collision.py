@@ -105,8 +105,8 @@ def run(ctx) -> None:
     ctx.record("collision", {"uplink": target, "spine": uplinks[target], "all_on_it": collided,
                              "flows": [(p["sender"], p["sport"]) for p in picks]})
     if not collided:
-        ctx.record("approximations", [
-            f"only some elephants hash onto {uplinks[target]}: raise workload.candidates"])
+        ctx.facts.setdefault("approximations", []).append(
+            f"only some elephants hash onto {uplinks[target]}: raise workload.candidates")
 
     ctx.progress.update("elephants", f"{len(picks)} x {workload['flow_size']} B")
     time.sleep(0.5)  # let the probe traffic drain out of the counters' rate window
