@@ -138,3 +138,32 @@ def test_controller_crash_fails_the_run_and_leaves_nothing(tmp_path, nothing_lef
     assert "controller" in summary["error"] and "died" in summary["error"]
     assert (run_dir / "controller.log").exists()
     nothing_left()
+
+
+def test_a_killed_runner_takes_its_controller_with_it(tmp_path, nothing_left):
+    """SIGKILL gives the runner no teardown; the controller (root namespace, where `kvfabric
+    clean` finds no processes) must still not outlive it."""
+    proc = subprocess.Popen(_kvfabric("run", "link_failure", "--set", "workload.duration=60s",
+                                      "--set", "workload.fail_at=50s",
+                                      "--set", "workload.restore_at=0", results=tmp_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    pid = None
+    while time.monotonic() < deadline and pid is None and proc.poll() is None:
+        for status in tmp_path.glob("link_failure/*/controller-status.json"):
+            data = json.loads(status.read_text() or "{}")
+            if len(data.get("configured", [])) == 4:
+                pid = data["pid"]
+        time.sleep(0.2)
+    assert pid, "the run never got its controller up"
+    proc.kill()
+    proc.wait()
+    for _ in range(50):
+        if not os.path.exists(f"/proc/{pid}"):
+            break
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid}"), "controller outlived its runner"
+    clean = subprocess.run([sys.executable, "-m", "kvfabric.cli", "clean"],
+                           capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stderr
+    nothing_left()
