@@ -28,16 +28,16 @@ def read_streams(run_dir: Path) -> dict[tuple[str, str], np.ndarray]:
 
 
 def outage(arrivals: np.ndarray, event_t: float, window_s: float,
-           min_gap_s: float) -> tuple[float, int] | None:
-    """(recovery time after event_t, packets lost) when a gap starting within window_s of
-    the event exceeds min_gap_s, else None."""
+           min_gap_s: float) -> tuple[float, int, float] | None:
+    """(time from event_t to the first arrival after the gap, packets lost in it, the gap)
+    for the first gap longer than min_gap_s that starts within window_s of the event."""
     received = arrivals[:, 2]
     gaps = np.diff(received)
     for i, gap in enumerate(gaps):
         if gap > min_gap_s and event_t - min_gap_s <= received[i + 1] \
                 and received[i] <= event_t + window_s:
             lost = int(arrivals[i + 1, 0] - arrivals[i, 0] - 1)
-            return float(received[i + 1] - event_t), lost
+            return float(received[i + 1] - event_t), lost, float(gap)
     return None
 
 
@@ -62,12 +62,15 @@ def analyse(run_dir: Path, spec) -> dict[str, Any]:
         times = [h[0] for h in affected.values()]
         summary[f"{name}_streams_affected"] = len(affected)
         summary[f"{name}_packets_lost"] = sum(h[1] for h in affected.values())
-        if times:
-            summary[f"{name}_recovery_max_s"] = max(times)
-            summary[f"{name}_recovery_median_s"] = float(np.median(times))
+        if affected:
+            summary[f"{name}_max_gap_s"] = max(h[2] for h in affected.values())
+        if times and name == "down":
+            summary["down_recovery_max_s"] = max(times)
+            summary["down_recovery_median_s"] = float(np.median(times))
         for k, h in hits.items():
             rows.append({"event": name, "receiver": k[0], "stream": k[1],
-                         "recovery_s": h[0] if h else 0.0, "lost": h[1] if h else 0})
+                         "recovery_s": h[0] if h else 0.0, "lost": h[1] if h else 0,
+                         "gap_s": h[2] if h else 0.0})
         status = [e for e in controller_events(run_dir, "port_status")
                   if e["t"] >= t - 0.01 and e["up"] == (name == "up")]
         if status:
