@@ -79,6 +79,7 @@ class FabricController(App):
         self.datapaths: dict[str, Any] = {}
         self.configured: set[str] = set()
         self.routes = self.model.routes()
+        self.host_by_ip = {h.ip: h.name for h in self.model.hosts.values()}
         self.pinned: dict[str, dict[tuple, int]] = {s: {} for s in self.model.switches}
         capacity = {(s, p): self.model.switches[s].ports[p].rate_bps
                     for s in self.edge_switches() for p in self.model.uplinks(s)}
@@ -260,7 +261,7 @@ class FabricController(App):
 
     # -- adaptive: flow placement ----------------------------------------------------------
     def _host_by_ip(self, ip: str) -> str | None:
-        return next((h.name for h in self.model.hosts.values() if h.ip == ip), None)
+        return self.host_by_ip.get(ip)
 
     def _flow_match(self, parser, flow: tuple):
         src, dst, proto, sport, dport = flow
