@@ -7,8 +7,15 @@
 
 from __future__ import annotations
 
-from . import ecmp_collision, link_failure, tcp_incast, tenant_isolation
+from . import (
+    ecmp_collision,
+    link_failure,
+    tcp_flows,
+    tcp_incast,
+    tenant_isolation,
+    udp_flows,
+)
 
-WORKLOADS = {"tcp_incast": tcp_incast, "ecmp_collision": ecmp_collision,
-             "link_failure": link_failure,
+WORKLOADS = {"tcp_incast": tcp_incast, "tcp_flows": tcp_flows, "udp_flows": udp_flows,
+             "ecmp_collision": ecmp_collision, "link_failure": link_failure,
              "tenant_isolation": tenant_isolation}
