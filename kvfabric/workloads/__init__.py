@@ -7,6 +7,15 @@
 
 from __future__ import annotations
 
-from . import tcp_flows, tcp_incast, udp_flows
+from . import (
+    ecmp_collision,
+    link_failure,
+    tcp_flows,
+    tcp_incast,
+    tenant_isolation,
+    udp_flows,
+)
 
-WORKLOADS = {"tcp_incast": tcp_incast, "tcp_flows": tcp_flows, "udp_flows": udp_flows}
+WORKLOADS = {"tcp_incast": tcp_incast, "tcp_flows": tcp_flows, "udp_flows": udp_flows,
+             "ecmp_collision": ecmp_collision, "link_failure": link_failure,
+             "tenant_isolation": tenant_isolation}
