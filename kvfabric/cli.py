@@ -1,4 +1,5 @@
-"""The ``kvfabric`` command: run, list, show, doctor, clean."""
+"""The ``kvfabric`` command: run, list, show, doctor, clean; sweep, compare, smoke and
+spec-doc live in their own modules."""
 
 from __future__ import annotations
 
@@ -131,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_doctor)
     p = sub.add_parser("clean", help="remove what a crashed run left (only kvfabric's)")
     p.set_defaults(func=_cmd_clean)
+    # Subcommands that live in their own modules; each adds its parser and handler.
+    from . import compare, smoke, specdoc, sweep
+
+    for module in (sweep, compare, smoke, specdoc):
+        module.add_parser(sub)
     return parser
 
 

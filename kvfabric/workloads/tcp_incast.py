@@ -12,7 +12,10 @@ from typing import Any
 from topologies.leafspine import FabricTopo
 
 from ..schema import Field, SpecIssue
-from .tcp_incast_analysis import analyse  # noqa: F401  (part of the workload interface)
+from .tcp_incast_analysis import analyse, overlay  # noqa: F401  (the workload interface)
+
+#: The result `kvfabric sweep` plots unless --metric says otherwise (the incast collapse curve).
+DEFAULT_METRIC = "goodput_mean_bps"
 
 FIELDS = [
     Field("senders", "int", 7, "number of senders (hosts other than the receiver)",

@@ -103,3 +103,27 @@ def _plot(run_dir: Path, flows, rounds, bottleneck_bps: int) -> None:
     ax_goodput.set(xlabel="round", ylabel="goodput (Mbit/s)", title="Per-round goodput")
     ax_goodput.legend(loc="lower right")
     save_figure(fig, run_dir / "incast.png")
+
+
+def overlay(run_dirs: list[Path], labels: list[str], out_dir: Path) -> list[Path]:
+    """`kvfabric compare`: the runs' FCT CDFs and per-round goodput on shared axes."""
+    fig, (ax_fct, ax_goodput) = new_figure(ncols=2, width=11)
+    for run_dir, label in zip(run_dirs, labels):
+        flows = read_flows(run_dir)
+        fcts = np.sort([r["fct_s"] for r in flows if r["fct_s"] is not None])
+        if len(fcts):
+            ax_fct.step(fcts * 1e3, np.arange(1, len(fcts) + 1) / len(fcts), where="post",
+                        label=label)
+        rounds = per_round(flows)
+        ax_goodput.plot([r["round"] for r in rounds], [r["goodput_bps"] / 1e6 for r in rounds],
+                        marker="o", markersize=3, label=label)
+    ax_fct.axvline(RTO_MIN_S * 1e3, color="grey", linestyle=":")
+    ax_fct.set(xlabel="flow completion time (ms)", ylabel="fraction of flows",
+               title="Per-flow completion time (CDF)")
+    ax_goodput.set(xlabel="round", ylabel="goodput (Mbit/s)", title="Per-round goodput",
+                   ylim=(0, None))
+    for ax in (ax_fct, ax_goodput):
+        ax.legend(loc="best", fontsize=8)
+    path = out_dir / "incast-compare.png"
+    save_figure(fig, path)
+    return [path]
