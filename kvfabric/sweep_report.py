@@ -121,7 +121,9 @@ def plot(sweep_dir: Path, state: dict[str, Any], run_rows: list[dict],
                        if row.get("bottleneck_rate_bps")), None)
     if metric.endswith("_bps") and bottleneck:
         ax.axhline(bottleneck * scale, color="grey", linestyle=":", label="bottleneck rate")
-    if not numeric_x:
+    if numeric_x:
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    else:
         ax.set_xticks(range(len(xs)), [str(x) for x in xs])
     ax.set(xlabel=x_key, ylabel=label, ylim=(0, None),
            title=f"{state['experiment']}: {metric} vs {x_key.rpartition('.')[2]}")
