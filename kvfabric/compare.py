@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import results
-from .report import format_value, md_table, read_spec
+from .report import format_spec_value, format_value, md_table, read_spec
 
 
 def _flatten(spec: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def differing_fields(runs: list[dict[str, Any]]) -> list[str]:
 def labels_for(runs: list[dict[str, Any]], differing: list[str]) -> list[str]:
     labels = []
     for run in runs:
-        parts = [f"{k.rpartition('.')[2]}={format_value(k.rpartition('.')[2], run['spec'].get(k))}"
+        parts = [f"{k.rpartition('.')[2]}={format_spec_value(k, run['spec'].get(k))}"
                  for k in differing if k != "experiment.name"][:3]
         labels.append(", ".join(parts) or run["dir"].name)
     if len(set(labels)) < len(labels):  # identical specs (repeats): tell them apart by id
@@ -81,8 +81,8 @@ def write_comparison(runs: list[dict[str, Any]], out_dir: Path) -> Path:
     ]) + [""]
     out += ["## Differences in the spec", ""]
     if differing:
-        out += md_table(header, [[k, *(format_value(k.rpartition('.')[2], r["spec"].get(k))
-                                       for r in runs)] for k in differing]) + [""]
+        out += md_table(header, [[k, *(format_spec_value(k, r["spec"].get(k)) for r in runs)]
+                                 for k in differing]) + [""]
     else:
         out += ["The runs have identical specs (repeats).", ""]
     out += ["## Results", ""]

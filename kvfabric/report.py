@@ -26,17 +26,42 @@ def format_value(key: str, value: Any) -> str:
         if isinstance(value, (list, tuple)):
             return ", ".join(map(str, value))
         return str(value)
-    if key.endswith("_bps") or key in ("host_rate", "fabric_rate"):
+    if key.endswith("_bps"):
         return format_rate(value)
-    if key.endswith("_bytes") or key in ("buffer", "block_size"):
+    if key.endswith("_bytes"):
         return format_size(value) if value >= 1024 else f"{value:g} B"
-    if key.endswith("_s") or key in ("round_timeout", "gap"):
+    if key.endswith("_s"):
         return f"{value * 1e3:.3g} ms" if abs(value) < 1 else f"{value:.3g} s"
     if key.endswith(("_utilisation", "_fraction", "_ratio")):
         return f"{value:.1%}"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def spec_field_kinds() -> dict[str, str]:
+    """'fabric.buffer' -> 'size', for every field of every section and workload kind."""
+    from .specdoc import spec_sections, workload_sections
+
+    kinds = {f"{section}.{f.name}": f.kind
+             for section, fields in spec_sections().items() for f in fields}
+    for _, fields in workload_sections().values():
+        kinds.update({f"workload.{f.name}": f.kind for f in fields})
+    return kinds
+
+
+def format_spec_value(dotted: str, value: Any, kinds: dict[str, str] | None = None) -> str:
+    """A resolved spec value (canonical units) shown in a readable unit, by its Field kind."""
+    kind = (kinds if kinds is not None else spec_field_kinds()).get(dotted)
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return format_value(dotted, value)
+    if kind == "rate":
+        return format_rate(value)
+    if kind == "size":
+        return format_size(value) if value >= 1024 else f"{value:g} B"
+    if kind == "duration":
+        return f"{value * 1e3:.3g} ms" if abs(value) < 1 else f"{value:.3g} s"
+    return format_value(dotted, value)
 
 
 def metric_label(key: str) -> tuple[str, float]:
@@ -95,8 +120,10 @@ def render_run_report(run_dir: Path) -> str:
     else:
         out.append("No results: the workload produced nothing to analyse.")
     out += ["", "## Setup", ""]
-    rows = [[f"{section}.{k}", format_value(k, v)]
-            for section in ("fabric", "workload") for k, v in spec.get(section, {}).items()]
+    kinds = spec_field_kinds()
+    rows = [[f"{section}.{k}", format_spec_value(f"{section}.{k}", v, kinds)]
+            for section, table in spec.items() if section != "experiment"
+            and isinstance(table, dict) for k, v in table.items()]
     out += md_table(["field", "value"], rows) if rows else ["(spec.toml missing)"]
     out += ["", f"Repeat it with `kvfabric run {run_dir / 'spec.toml'}`.", ""]
     timings = summary.get("timings_s") or {}
