@@ -62,6 +62,11 @@ def _cmd_list(_args) -> int:
         description = tomllib.loads(path.read_text()).get("experiment", {}).get(
             "description", "")
         print(f"{name:24} {description}")
+    from .sweep_plan import shipped_sweeps
+
+    for name, path in shipped_sweeps().items():
+        description = tomllib.loads(path.read_text()).get("sweep", {}).get("description", "")
+        print(f"{name:24} (sweep) {description}")
     return EXIT_OK
 
 

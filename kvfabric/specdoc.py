@@ -1,8 +1,9 @@
 """`kvfabric spec-doc`: the spec reference page, generated from the schema's Field definitions.
 
 Sections are discovered, not listed: every ``<SECTION>_FIELDS`` list of ``Field`` in
-``kvfabric.spec`` (or its ``SECTIONS`` mapping, when it has one) and every workload kind in
-``WORKLOADS``. A new section or workload appears on the page when it is regenerated, and
+``kvfabric.spec`` (or its ``SECTIONS`` mapping, when it has one), every workload kind in
+``WORKLOADS``, and free-form sections described in ``kvfabric.spec.SECTION_DOCS``
+(section -> Markdown). A new section or workload appears on the page when it is regenerated, and
 tests/unit/test_specdoc.py fails until the committed page is.
 """
 
@@ -44,6 +45,15 @@ def spec_sections() -> dict[str, list[Field]]:
     return {name: found[name] for name in order}
 
 
+def free_form_sections() -> dict[str, str]:
+    """Sections that are not a list of Field (e.g. [tenants]: name -> hosts), documented by
+    Markdown text in ``kvfabric.spec.SECTION_DOCS``."""
+    from . import spec
+
+    docs = getattr(spec, "SECTION_DOCS", None)
+    return dict(sorted(docs.items())) if isinstance(docs, dict) else {}
+
+
 def workload_sections() -> dict[str, tuple[str, list[Field]]]:
     """Workload kind -> (one-line description, fields)."""
     from .workloads import WORKLOADS
@@ -66,7 +76,8 @@ def _cell(text: str) -> str:
 
 def _default(field: Field) -> str:
     if field.default is None:
-        return "required" if field.name == "name" else "—"
+        # experiment.name defaults to the spec file's name (load_spec); others mean "unset".
+        return "the file's name" if field.kind == "name" else "unset"
     if isinstance(field.default, bool):
         return f"`{str(field.default).lower()}`"
     if isinstance(field.default, str):
@@ -153,6 +164,8 @@ def render() -> str:
     ]
     for section, fields in spec_sections().items():
         out += [f"## [{section}]", "", *_table(section, fields), ""]
+    for section, text in free_form_sections().items():
+        out += [f"## [{section}]", "", text.strip(), ""]
     out += ["## [workload]", "",
             "`workload.kind` chooses the workload; the other fields depend on it.", ""]
     for kind, (doc, fields) in workload_sections().items():

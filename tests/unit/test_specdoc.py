@@ -56,3 +56,12 @@ def test_check_flag_reports_out_of_date(tmp_path, monkeypatch, capsys):
     assert "out of date" in capsys.readouterr().err
     assert cli.main(["spec-doc", "--write", str(stale)]) == 0
     assert cli.main(["spec-doc", "--check"]) == 0
+
+
+def test_free_form_sections_are_documented_from_section_docs(monkeypatch):
+    from kvfabric import spec
+
+    monkeypatch.setattr(spec, "SECTION_DOCS", {"tenants": "`name = [hosts]`, one per tenant."},
+                        raising=False)
+    page = specdoc.render()
+    assert "## [tenants]\n\n`name = [hosts]`, one per tenant." in page

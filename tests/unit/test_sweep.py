@@ -172,3 +172,12 @@ def test_cli_bad_sweep_exits_2_before_anything(tmp_path, capsys):
                      "--results", str(tmp_path)])
     assert code == 2 and "workload.senders=99" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_runs_inside_a_sweep_are_found_by_id(tmp_path):
+    from kvfabric import results
+
+    sweep_dir = sweep.new_sweep_dir(tmp_path, "tcp_incast")
+    sweep.run_sweep(_plan(repeat=1), sweep_dir, FakeRunner(), say=lambda _: None)
+    assert results.find_run("002-senders=2-r1", tmp_path) == \
+        sweep_dir / "runs" / "002-senders=2-r1"
