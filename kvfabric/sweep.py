@@ -67,9 +67,17 @@ def find_unfinished(results_root: Path, experiment: str, plan: SweepPlan) -> Pat
             state = json.loads(state_path.read_text())
         except (OSError, ValueError):
             continue
-        if state.get("plan_id") == plan.plan_id and state.get("status") != "complete":
+        if _plan_id_of(state) == plan.plan_id and state.get("status") != "complete":
             candidates.append(state_path.parent)
     return max(candidates, key=lambda p: p.name) if candidates else None
+
+
+def _plan_id_of(state: dict[str, Any]) -> str | None:
+    """The id of the plan a sweep folder holds, recomputed (ids of older versions differ)."""
+    try:
+        return SweepPlan.from_dict(state["plan"]).plan_id
+    except (KeyError, TypeError):
+        return None
 
 
 def load_state(sweep_dir: Path) -> dict[str, Any]:
@@ -121,10 +129,12 @@ def run_sweep(plan: SweepPlan, sweep_dir: Path, run_point: RunPoint,
     specs = validate_points(plan)  # every point, before anything runs
     state_path = sweep_dir / STATE_FILE
     state = load_state(sweep_dir) if state_path.exists() else _new_state(plan, specs[0].name)
-    if state["plan_id"] != plan.plan_id:
+    if _plan_id_of(state) != plan.plan_id:
         raise SpecError([SpecIssue(str(sweep_dir), "holds a different sweep plan",
                                    "resume it with --resume DIR alone, or start a new sweep")])
     state["status"] = "running"
+    state["plan"]["metric"] = plan.metric  # --metric may re-plot a finished sweep
+    state["plan_id"] = plan.plan_id
     _save(sweep_dir, state)
     (sweep_dir / "runs").mkdir(exist_ok=True)
     total = len(state["runs"])
@@ -212,12 +222,13 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 def _cmd(args: argparse.Namespace) -> int:
     root = results.results_root(args.results)
     if args.resume:
-        if args.spec or args.param or args.repeat or args.set or args.metric:
-            raise SpecError([SpecIssue("--resume", "takes no SPEC, --param, --set, --repeat "
-                                       "or --metric: the plan is in the sweep folder",
+        if args.spec or args.param or args.repeat or args.set:
+            raise SpecError([SpecIssue("--resume", "takes no SPEC, --param, --set or --repeat: "
+                                       "the plan is in the sweep folder",
                                        f"run kvfabric sweep --resume {args.resume}")])
         sweep_dir = Path(args.resume)
         plan = SweepPlan.from_dict(load_state(sweep_dir)["plan"])
+        plan.metric = args.metric or plan.metric
     else:
         if not args.spec:
             raise SpecError([SpecIssue("SPEC", "missing", "give an experiment or a sweep "

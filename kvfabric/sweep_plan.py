@@ -44,8 +44,9 @@ class SweepPlan:
 
     @property
     def plan_id(self) -> str:
-        """Same plan, same id: a rerun of the same command finds its unfinished sweep."""
-        key = {k: v for k, v in self.to_dict().items() if k != "description"}
+        """Same runs, same id: a rerun of the same command finds its unfinished sweep. The
+        metric and description only change the report, so they are not part of it."""
+        key = {k: v for k, v in self.to_dict().items() if k not in ("description", "metric")}
         return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def combos(self) -> list[dict[str, Any]]:

@@ -156,8 +156,13 @@ def render_report(sweep_dir: Path, state: dict[str, Any], run_rows: list[dict],
     out += md_table([*keys, "runs ok", "mean", "std", "min", "max"], rows) + [""]
     if plot_path:
         out += [f"![{plot_path.name}]({plot_path.name})", ""]
-    elif not metric:
-        out += ["No numeric result to plot.", ""]
+    else:
+        available = sorted({k for r in run_rows for k, v in r.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)
+                            and k not in ("run", "repeat", *keys)})
+        out += [f"Nothing to plot: no ok run has a result named {metric!r}. Results the runs "
+                f"have: {', '.join(available) or 'none'}; re-plot with "
+                f"`kvfabric sweep --resume {sweep_dir} --metric NAME`.", ""]
     out += ["## Runs", ""]
     rows = [[r["run"], *(r[k] for k in keys), r["repeat"], r["status"],
              format_value(metric, r.get(metric)), f"[{r['dir']}]({r['dir']}/report.md)",

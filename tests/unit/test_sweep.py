@@ -181,3 +181,20 @@ def test_runs_inside_a_sweep_are_found_by_id(tmp_path):
     sweep.run_sweep(_plan(repeat=1), sweep_dir, FakeRunner(), say=lambda _: None)
     assert results.find_run("002-senders=2-r1", tmp_path) == \
         sweep_dir / "runs" / "002-senders=2-r1"
+
+
+def test_unknown_metric_is_reported_with_the_available_ones(tmp_path):
+    sweep.run_sweep(_plan(repeat=1, metric="nope_bps"), tmp_path, FakeRunner(),
+                    say=lambda _: None)
+    report = (tmp_path / "report.md").read_text()
+    assert "no ok run has a result named 'nope_bps'" in report
+    assert "goodput_mean_bps" in report and not (tmp_path / "sweep.png").exists()
+
+
+def test_a_finished_sweep_can_be_replotted_with_another_metric(tmp_path):
+    sweep.run_sweep(_plan(repeat=1), tmp_path, FakeRunner(), say=lambda _: None)
+    runner = FakeRunner()
+    state = sweep.run_sweep(_plan(repeat=1, metric="bottleneck_rate_bps"), tmp_path, runner,
+                            say=lambda _: None)
+    assert not runner.calls and state["plan"]["metric"] == "bottleneck_rate_bps"
+    assert "## bottleneck_rate_bps per point" in (tmp_path / "report.md").read_text()
