@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -99,20 +98,21 @@ def test_failed_point_is_recorded_and_the_sweep_goes_on(tmp_path, nothing_left):
     nothing_left()
 
 
-def test_smoke_passes_quickly_and_writes_junit(tmp_path, nothing_left):
+def test_smoke_passes_and_writes_junit(tmp_path, nothing_left):
+    """Its speed (under 2 minutes) is measured by bench/smoke.py, not asserted here."""
     junit = tmp_path / "smoke.xml"
-    started = time.monotonic()
     proc = subprocess.run(_kvfabric("smoke", "--junit", str(junit)), capture_output=True,
-                          text=True, timeout=600)
-    elapsed = time.monotonic() - started
+                          text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:]
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite.get("failures") == "0" and int(suite.get("tests")) >= 4
     names = {case.get("name") for case in suite.findall("testcase")}
     assert {"capabilities", "fabric-l3", "tcp-incast-run"} <= names
-    # Generous: the lock may have made it queue behind other jobs. The budget is 2 minutes
-    # of its own time, which the JUnit file records.
-    assert float(suite.get("time")) < 120 or elapsed > 120
+    statuses = {case.get("name"): "failed" if case.find("failure") is not None else
+                "skipped" if case.find("skipped") is not None else "passed"
+                for case in suite.findall("testcase")}
+    assert statuses["fabric-l3"] == statuses["tcp-incast-run"] == "passed"
+    assert "passed" in proc.stdout and "JUnit report" in proc.stdout
     nothing_left()
 
 

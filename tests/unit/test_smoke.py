@@ -73,3 +73,16 @@ def test_cli_only_filters_and_unknown_pattern_is_usage_error(capsys):
     out = capsys.readouterr().out
     assert "fabric-l3" in out and "capabilities" not in out
     assert cli.main(["smoke", "--only", "nothing-matches"]) == 2
+
+
+def test_cli_exit_1_and_junit_failure_when_a_check_fails(registry, tmp_path, capsys):
+    from kvfabric import cli
+
+    smoke.smoke_check("always-fails", area="test", needs_root=False)(lambda: 1 / 0)
+    smoke.smoke_check("fine", area="test", needs_root=False)(lambda: "ok")
+    junit = tmp_path / "out" / "smoke.xml"
+    assert cli.main(["smoke", "--only", "test/*", "--junit", str(junit)]) == 1
+    assert "1 passed, 1 failed, 0 skipped" in capsys.readouterr().out
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    assert cases["always-fails"].find("failure").get("message").startswith("ZeroDivisionError")
+    assert cases["fine"].find("failure") is None
