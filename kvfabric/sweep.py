@@ -202,6 +202,8 @@ def add_parser(sub) -> None:
     p.add_argument("--fresh", action="store_true",
                    help="start a new sweep even if an unfinished one of the same plan exists")
     p.add_argument("--results", metavar="DIR", help="results root (default ./results)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate every point and list the runs, run nothing (no root needed)")
     p.add_argument("--lock-wait", type=float, metavar="SECONDS",
                    help=f"how long each run queues for the fabric lock (default "
                    f"${WAIT_ENV} or {DEFAULT_LOCK_WAIT_S:g})")
@@ -238,6 +240,12 @@ def _cmd(args: argparse.Namespace) -> int:
         sweep_dir = None
     specs = validate_points(plan)
     runs = len(plan.runs())
+    if args.dry_run:
+        print(f"{_command_line(plan)}\n{runs} runs ({len(specs)} points x {plan.repeat}), "
+              f"every point valid:")
+        for run in plan.runs():
+            print(f"  {run['dir']}")
+        return 0
     if os.geteuid() != 0:
         print("kvfabric sweep needs root (network namespaces, tc, OVS): run it with sudo",
               file=sys.stderr)

@@ -198,3 +198,13 @@ def test_a_finished_sweep_can_be_replotted_with_another_metric(tmp_path):
                             say=lambda _: None)
     assert not runner.calls and state["plan"]["metric"] == "bottleneck_rate_bps"
     assert "## bottleneck_rate_bps per point" in (tmp_path / "report.md").read_text()
+
+
+def test_dry_run_validates_and_lists_runs_without_running(tmp_path, capsys):
+    from kvfabric import cli
+
+    assert cli.main(["sweep", "incast_senders", "--repeat", "1", "--dry-run",
+                     "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "8 runs (8 points x 1), every point valid" in out and "008-senders=15-r1" in out
+    assert not list(tmp_path.iterdir())
