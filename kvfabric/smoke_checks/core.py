@@ -3,13 +3,17 @@ TCP incast run writes a complete results folder, and nothing of kvfabric's is le
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from kvfabric.lock import WAIT_ENV, fabric_lock, wait_seconds_from_env
-from kvfabric.smoke import Skip, smoke_check
+from kvfabric.progress import Progress
+from kvfabric.smoke import Skip, note_lock_wait, smoke_check
 
 #: Seconds a check queues for the fabric lock when $KVFABRIC_LOCK_WAIT_S is unset.
 LOCK_WAIT_S = 300.0
@@ -18,9 +22,30 @@ SMOKE_FABRIC = {"spines": 2, "leaves": 2, "hosts_per_leaf": 2}
 
 
 def _lock_wait_s() -> float:
-    import os
-
     return wait_seconds_from_env() if WAIT_ENV in os.environ else LOCK_WAIT_S
+
+
+@contextlib.contextmanager
+def _fabric_lock(purpose: str):
+    """The fabric lock, queueing up to _lock_wait_s(); the wait is reported to smoke."""
+    started = time.monotonic()
+    with fabric_lock(purpose, wait_s=_lock_wait_s()):
+        note_lock_wait(time.monotonic() - started)
+        yield
+
+
+class _NoteFirstUpdate(Progress):
+    """Silent progress that notes when the runner first reports (right after it got the
+    lock), so the time queued for the lock can be told apart."""
+
+    def __init__(self, stream):
+        super().__init__(stream=stream)
+        self.first_update: float | None = None
+
+    def update(self, phase: str, detail: str = "") -> None:
+        if self.first_update is None:
+            self.first_update = time.monotonic()
+        super().update(phase, detail)
 
 
 def _ovs_running() -> bool:
@@ -47,7 +72,9 @@ def _all_pairs(mode: str) -> str:
     from topologies.fabric import Fabric
     from topologies.leafspine import LeafSpine
 
-    with fabric_lock(f"kvfabric smoke: {mode} fabric", wait_s=_lock_wait_s()):
+    with _fabric_lock(f"kvfabric smoke: {mode} fabric"):
+        # What was there before (another job's leak) is not this fabric's leftover.
+        before = {kind: set(map(str, items)) for kind, items in leftovers().items()}
         fabric = Fabric(LeafSpine(**SMOKE_FABRIC), mode)
         try:
             timings = fabric.build()
@@ -62,7 +89,8 @@ def _all_pairs(mode: str) -> str:
                             failures.append(f"{src}->{dst}")
         finally:
             fabric.teardown()
-        left = {kind: items for kind, items in leftovers().items() if items}
+        left = {kind: new for kind, items in leftovers().items()
+                if (new := [i for i in items if str(i) not in before.get(kind, set())])}
     if failures:
         raise RuntimeError(f"unreachable: {', '.join(failures)}")
     if left:
@@ -88,7 +116,6 @@ def fabric_openflow() -> str:
 @smoke_check("tcp-incast-run", order=30)
 def tcp_incast_run() -> str:
     """kvfabric run tcp_incast (3 senders, 3 rounds): status ok, every file written."""
-    from kvfabric.progress import Progress
     from kvfabric.runner import run_experiment
     from kvfabric.spec import load_spec
 
@@ -96,8 +123,11 @@ def tcp_incast_run() -> str:
                                     "workload.block_size": "64KiB"})
     root = Path(tempfile.mkdtemp(prefix="kvfabric-smoke-"))
     with open("/dev/null", "w") as quiet:
-        outcome = run_experiment(spec, root, progress=Progress(stream=quiet),
-                                 lock_wait_s=_lock_wait_s())
+        progress = _NoteFirstUpdate(quiet)
+        started = time.monotonic()
+        outcome = run_experiment(spec, root, progress=progress, lock_wait_s=_lock_wait_s())
+        if progress.first_update is not None:
+            note_lock_wait(progress.first_update - started)
     if outcome.status == "interrupted":
         raise KeyboardInterrupt(outcome.summary.get("error"))
     missing = [name for name in ("spec.toml", "env.json", "flows.csv", "rounds.csv",
