@@ -1,15 +1,18 @@
 """`kvfabric spec-doc`: the spec reference page, generated from the schema's Field definitions.
 
-Sections are discovered, not listed: every ``<SECTION>_FIELDS`` list of ``Field`` in
-``kvfabric.spec`` (or its ``SECTIONS`` mapping, when it has one), every workload kind in
-``WORKLOADS``, and free-form sections described in ``kvfabric.spec.SECTION_DOCS``
-(section -> Markdown). A new section or workload appears on the page when it is regenerated, and
-tests/unit/test_specdoc.py fails until the committed page is.
+Sections are discovered, not listed: ``kvfabric.spec.SECTIONS`` (section -> Field list)
+when it exists, else every Field list ``validate`` resolves (``resolve_section("queues",
+QUEUE_FIELDS, ...)``) and any other ``<SECTION>_FIELDS`` list in ``kvfabric.spec``; every
+workload kind in ``WORKLOADS``; and free-form sections described in
+``kvfabric.spec.SECTION_DOCS`` (section -> Markdown). A new section or workload appears on the
+page when it is regenerated, and tests/unit/test_specdoc.py fails until the committed page is.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,10 +40,19 @@ def spec_sections() -> dict[str, list[Field]]:
         found = {name: list(fields) for name, fields in declared.items()
                  if _is_field_list(fields)}
     else:
-        found = {}
+        # The section names validate() resolves each Field list under, read from its source
+        # (QUEUE_FIELDS is the [queues] section), then any other <NAME>_FIELDS list.
+        found, listed = {}, set()
+        for name, attr in re.findall(r'resolve_section\(\s*"(\w+)",\s*(\w+)',
+                                     inspect.getsource(spec)):
+            if _is_field_list(getattr(spec, attr, None)):
+                found[name] = list(getattr(spec, attr))
+                listed.add(attr)
         for attr, value in vars(spec).items():
-            if attr.endswith("_FIELDS") and _is_field_list(value):
-                found[attr[: -len("_FIELDS")].lower()] = list(value)
+            name = attr[: -len("_FIELDS")].lower()
+            if attr.endswith("_FIELDS") and attr not in listed and _is_field_list(value) \
+                    and name not in found:
+                found[name] = list(value)
     order = [s for s in _FIRST if s in found] + sorted(s for s in found if s not in _FIRST)
     return {name: found[name] for name in order}
 

@@ -9,6 +9,6 @@ Optional: ``DEFAULT_METRIC`` (the result `kvfabric sweep` plots) and
 
 from __future__ import annotations
 
-from . import tcp_incast
+from . import tcp_flows, tcp_incast, udp_flows
 
-WORKLOADS = {"tcp_incast": tcp_incast}
+WORKLOADS = {"tcp_incast": tcp_incast, "tcp_flows": tcp_flows, "udp_flows": udp_flows}

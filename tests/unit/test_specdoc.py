@@ -31,11 +31,21 @@ def test_new_sections_are_discovered(monkeypatch):
     from kvfabric import spec
     from kvfabric.schema import Field
 
-    monkeypatch.setattr(spec, "QUEUES_FIELDS",
-                        [Field("kmin", "size", "20KB", "ECN marking starts here")],
+    monkeypatch.setattr(spec, "PACING_FIELDS",
+                        [Field("gap", "duration", "5us", "gap between paced frames")],
                         raising=False)
     page = specdoc.render()
-    assert "## [queues]" in page and "`queues.kmin`" in page and "ECN marking starts" in page
+    assert "## [pacing]" in page and "`pacing.gap`" in page and "paced frames" in page
+
+
+def test_sections_are_named_as_validate_resolves_them():
+    """QUEUE_FIELDS is resolved as [queues]: the page uses the name specs are written with."""
+    from kvfabric import spec
+
+    names = list(specdoc.spec_sections())
+    assert names[:2] == ["experiment", "fabric"]
+    if hasattr(spec, "QUEUE_FIELDS"):
+        assert "queues" in names and "queue" not in names
 
 
 def test_units_and_defaults_are_shown():
