@@ -74,7 +74,13 @@ def _all_pairs(mode: str) -> str:
 
     with _fabric_lock(f"kvfabric smoke: {mode} fabric"):
         # What was there before (another job's leak) is not this fabric's leftover.
-        before = {kind: set(map(str, items)) for kind, items in leftovers().items()}
+        found = leftovers()
+        before = {kind: set(map(str, items)) for kind, items in found.items()}
+        clashing = {k: found.get(k) for k in ("namespaces", "interfaces", "bridges")
+                    if found.get(k)}
+        if clashing:  # building would fail on the names with a bare "File exists"
+            raise RuntimeError(f"kvfabric state is already on this host {clashing}: a run "
+                               "crashed or ran without the fabric lock; run kvfabric clean")
         fabric = Fabric(LeafSpine(**SMOKE_FABRIC), mode)
         try:
             timings = fabric.build()
