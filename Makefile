@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 KVFABRIC := .venv/bin/kvfabric
 
-.PHONY: setup demo test unit lint bench clean doctor
+.PHONY: setup demo test unit lint bench clean doctor smoke
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +23,11 @@ lint: setup
 bench: setup
 	$(PY) bench/bringup.py
 	$(PY) bench/queues.py
+	$(PY) bench/smoke.py --repeat 3
+
+# Short end-to-end check for CI (JUNIT=path.xml also writes JUnit XML).
+smoke: setup
+	$(KVFABRIC) smoke $(if $(JUNIT),--junit $(JUNIT))
 
 doctor: setup
 	$(KVFABRIC) doctor

@@ -1,4 +1,5 @@
-"""The ``kvfabric`` command: run, list, show, doctor, clean."""
+"""The ``kvfabric`` command: run, list, show, doctor, clean; sweep, compare, smoke and
+spec-doc live in their own modules."""
 
 from __future__ import annotations
 
@@ -61,6 +62,11 @@ def _cmd_list(_args) -> int:
         description = tomllib.loads(path.read_text()).get("experiment", {}).get(
             "description", "")
         print(f"{name:24} {description}")
+    from .sweep_plan import shipped_sweeps
+
+    for name, path in shipped_sweeps().items():
+        description = tomllib.loads(path.read_text()).get("sweep", {}).get("description", "")
+        print(f"{name:24} (sweep) {description}")
     return EXIT_OK
 
 
@@ -131,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_doctor)
     p = sub.add_parser("clean", help="remove what a crashed run left (only kvfabric's)")
     p.set_defaults(func=_cmd_clean)
+    # Subcommands that live in their own modules; each adds its parser and handler.
+    from . import compare, smoke, specdoc, sweep
+
+    for module in (sweep, compare, smoke, specdoc):
+        module.add_parser(sub)
     return parser
 
 

@@ -49,7 +49,9 @@ def find_run(ref: str, root: Path) -> Path:
     path = Path(ref)
     if (path / "summary.json").exists():
         return path
-    runs = sorted(root.glob("*/*/summary.json"), key=lambda p: p.parent.name)
+    # Plain runs, and the numbered runs inside sweep folders.
+    runs = sorted([*root.glob("*/*/summary.json"), *root.glob("*/sweep-*/runs/*/summary.json")],
+                  key=lambda p: p.parent.name)
     if ref == "latest" and runs:
         return max(runs, key=lambda p: p.stat().st_mtime).parent
     matches = [p.parent for p in runs if p.parent.name == ref or p.parent.name.startswith(ref)]

@@ -25,6 +25,7 @@ from .environment import collect_environment
 from .lock import fabric_lock
 from .progress import Progress
 from .queue_results import analyse_queues, queue_approximations, write_queue_counters
+from .report import write_run_report
 from .spec import Spec, to_toml
 from .workloads import WORKLOADS
 
@@ -101,13 +102,18 @@ def _signals_deferred(pending: list[str]):
 
 
 def run_experiment(spec: Spec, results_root: Path, capture: str | None = None,
-                   progress: Progress | None = None) -> RunOutcome:
+                   progress: Progress | None = None, run_dir: Path | None = None,
+                   lock_wait_s: float | None = None) -> RunOutcome:
+    """Run spec into run_dir (default: a new folder under results_root/<experiment>/)."""
     progress = progress or Progress()
     topo = spec.make_topology()
     capture_links = parse_capture(capture, topo)  # bad names fail here, before anything
-    with fabric_lock(f"kvfabric run {spec.name}"):
+    with fabric_lock(f"kvfabric run {spec.name}", wait_s=lock_wait_s):
         _remove_stale_state(progress)
-        run_dir = results.new_run_dir(results_root, spec.name)
+        if run_dir is None:
+            run_dir = results.new_run_dir(results_root, spec.name)
+        else:
+            run_dir.mkdir(parents=True)
         return _run_locked(spec, topo, capture_links, run_dir, progress)
 
 
@@ -178,6 +184,7 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
     if pending and status == "ok":
         status, error = "interrupted", f"{pending[0]} during teardown"
     summary = _summarise(spec, run_dir, status, error, timings, ctx)
+    write_run_report(run_dir, log)
     log.removeHandler(handler)
     handler.close()
     return RunOutcome(run_dir, summary["status"], summary)

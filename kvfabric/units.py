@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import re
 
-_NUMBER = r"(?P<num>[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)\s*(?P<unit>[A-Za-z/]*)"
+_NUMBER = r"(?P<num>-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*(?P<unit>[A-Za-z/]*)"
 
+_RATE_PREFIXES = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+# "100Mbit", "100Mbps", "100Mb/s", "100Mbit/s", "100M" (tc's bare prefix), "25G".
 _RATE_UNITS = {
-    "": 1, "bit": 1, "bps": 1, "b/s": 1,
-    "kbit": 1e3, "kbps": 1e3, "kb/s": 1e3,
-    "mbit": 1e6, "mbps": 1e6, "mb/s": 1e6,
-    "gbit": 1e9, "gbps": 1e9, "gb/s": 1e9,
-    "tbit": 1e12, "tbps": 1e12,
-}
+    prefix + suffix: scale
+    for prefix, scale in _RATE_PREFIXES.items()
+    for suffix in ("bit", "bps", "b/s", "bit/s", "bits", "bits/s")
+} | {prefix: scale for prefix, scale in _RATE_PREFIXES.items()}
 _SIZE_UNITS = {
     "": 1, "b": 1, "byte": 1, "bytes": 1,
     "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
-    "kib": 1024, "mib": 1024**2, "gib": 1024**3,
+    "ki": 1024, "kib": 1024, "mi": 1024**2, "mib": 1024**2, "gi": 1024**3, "gib": 1024**3,
 }
 _TIME_UNITS = {
-    "": 1, "s": 1, "sec": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9,
+    "": 1, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+    "ms": 1e-3, "msec": 1e-3, "us": 1e-6, "usec": 1e-6, "µs": 1e-6, "ns": 1e-9, "nsec": 1e-9,
     "min": 60,
 }
 
@@ -38,7 +39,9 @@ def _parse(value: object, table: dict[str, float], what: str, examples: str) -> 
     if isinstance(value, (int, float)):
         number = float(value)
     elif isinstance(value, str):
-        match = re.fullmatch(_NUMBER, value.strip().replace("µ", "u"))
+        # "1_000_000" and "1,000" are how people group digits; "µ" and "μ" both mean micro.
+        text = value.strip().replace("µ", "u").replace("μ", "u").replace("_", "")
+        match = re.fullmatch(_NUMBER, text.replace(",", ""))
         unit = match.group("unit").lower() if match else None
         if match is None or unit not in table:
             raise UnitError(f"expected a {what} such as {examples}, got {value!r}")
@@ -46,12 +49,22 @@ def _parse(value: object, table: dict[str, float], what: str, examples: str) -> 
     else:
         raise UnitError(f"expected a {what} such as {examples}, got {value!r}")
     if number < 0:
-        raise UnitError(f"a {what} cannot be negative, got {value!r}")
+        raise UnitError(f"a {what} cannot be negative, got {value!r}; write e.g. {examples}")
     return number
 
 
+#: Bytes per second, written with a capital B: "125MB/s", "1GBps". Lowercase b is bits.
+_BYTE_RATE = re.compile(r"(?P<rest>.*?[0-9.\s])(?P<prefix>[kKmMgGtT]?)B(?:/s|ps)")
+
+
 def parse_rate_bps(value: object) -> int:
-    """'100Mbit' -> 100_000_000. Bare numbers are bits per second."""
+    """'100Mbit' -> 100_000_000; '125MB/s' -> 1e9 (capital B is bytes). Bare numbers are
+    bits per second."""
+    if isinstance(value, str):
+        match = _BYTE_RATE.fullmatch(value.strip())
+        if match:
+            bits = _parse(match["rest"] + match["prefix"] + "bit", _RATE_UNITS, "rate", "")
+            return int(round(8 * bits))
     return int(round(_parse(value, _RATE_UNITS, "rate", "'100Mbit', '1Gbit' or 25e9")))
 
 

@@ -3,6 +3,8 @@
 ``FIELDS`` (its spec fields), ``check(workload, topo, issues)`` (cross-field validation),
 ``run(ctx)`` (drive the traffic on a live fabric, write raw CSVs) and
 ``analyse(run_dir, spec) -> dict`` (summary and plots from the raw files alone).
+Optional: ``DEFAULT_METRIC`` (the result `kvfabric sweep` plots) and
+``overlay(run_dirs, labels, out_dir) -> list[Path]`` (plots for `kvfabric compare`).
 """
 
 from __future__ import annotations

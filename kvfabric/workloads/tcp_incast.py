@@ -12,7 +12,10 @@ from typing import Any
 from topologies.leafspine import FabricTopo
 
 from ..schema import Field, SpecIssue
-from .tcp_incast_analysis import analyse  # noqa: F401  (part of the workload interface)
+from .tcp_incast_analysis import analyse, overlay  # noqa: F401  (the workload interface)
+
+#: The result `kvfabric sweep` plots unless --metric says otherwise (the incast collapse curve).
+DEFAULT_METRIC = "goodput_mean_bps"
 
 FIELDS = [
     Field("senders", "int", 7, "number of senders (hosts other than the receiver)",
@@ -25,6 +28,9 @@ FIELDS = [
     Field("round_timeout", "duration", "10s", "give up a round after this long",
           minimum=0.01, maximum=600),
     Field("gap", "duration", "0s", "idle time between rounds", minimum=0, maximum=60),
+    Field("rto_min", "duration", None, "TCP minimum retransmission timeout on every route of "
+          "the senders and the receiver (ip route ... rto_min; unset: Linux's 200 ms); "
+          "rounded to whole ms", minimum=0.001, maximum=10),
 ]
 
 
@@ -53,6 +59,10 @@ def run(ctx) -> None:
     senders = choose_senders(fabric.topo, workload["receiver"], workload["senders"],
                              spec.experiment["seed"])
     ctx.record("senders", senders)
+    if workload.get("rto_min") is not None:
+        for host in [workload["receiver"], *senders]:
+            set_rto_min(fabric, host, workload["rto_min"])
+        ctx.record("rto_min_ms", _rto_ms(workload["rto_min"]))
     python = sys.executable
     for sender in senders:
         fabric.popen(sender, [python, "-m", "traffic.tcp_incast", "serve",
@@ -78,3 +88,28 @@ def run(ctx) -> None:
     if code != 0:
         raise RuntimeError(f"incast aggregator on {workload['receiver']} exited with {code}; "
                            "see flows.csv for the rounds that completed")
+
+
+def _rto_ms(seconds: float) -> int:
+    return max(1, int(round(seconds * 1e3)))
+
+
+def route_change_argvs(routes: list[dict[str, Any]], rto_min_s: float) -> list[list[str]]:
+    """`ip route change` argv lists that add rto_min to each route of `ip -j route show`."""
+    argvs = []
+    for route in routes:
+        argv = ["ip", "route", "change", str(route["dst"])]
+        for key, word in (("gateway", "via"), ("dev", "dev"), ("protocol", "proto"),
+                          ("scope", "scope"), ("prefsrc", "src")):
+            if route.get(key):
+                argv += [word, str(route[key])]
+        argvs.append(argv + ["rto_min", f"{_rto_ms(rto_min_s)}ms"])
+    return argvs
+
+
+def set_rto_min(fabric, host: str, rto_min_s: float) -> None:
+    """Lower (or raise) TCP's minimum RTO for every route of host: the knob Vasudevan et al.
+    turn to cure incast. Linux's timer granularity (a jiffy) still bounds it from below."""
+    shown = fabric.run(host, ["ip", "-j", "route", "show"])
+    for argv in route_change_argvs(json.loads(shown.stdout or "[]"), rto_min_s):
+        fabric.run(host, argv)

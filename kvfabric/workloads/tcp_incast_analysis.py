@@ -10,7 +10,8 @@ import numpy as np
 
 from ..plotting import new_figure, save_figure
 
-#: Linux's minimum retransmission timeout; a flow slower than this almost surely waited one out.
+#: Linux's minimum retransmission timeout (unless workload.rto_min sets another); a flow slower
+#: than this almost surely waited one out.
 RTO_MIN_S = 0.2
 
 
@@ -51,6 +52,7 @@ def analyse(run_dir: Path, spec) -> dict[str, Any]:
     fcts = np.array([r["fct_s"] for r in flows if r["fct_s"] is not None])
     goodputs = np.array([r["goodput_bps"] for r in rounds if r["complete"]])
     bottleneck_bps = spec.fabric["host_rate"]
+    rto_min_s = spec.workload.get("rto_min") or RTO_MIN_S
     summary = {
         "rounds_completed": int(sum(r["complete"] for r in rounds)),
         "rounds_requested": spec.workload["rounds"],
@@ -72,9 +74,9 @@ def analyse(run_dir: Path, spec) -> dict[str, Any]:
             "fct_p50_s": float(np.percentile(fcts, 50)),
             "fct_p99_s": float(np.percentile(fcts, 99)),
             "fct_max_s": float(fcts.max()),
-            "flows_over_rto_min": int((fcts >= RTO_MIN_S).sum()),
+            "flows_over_rto_min": int((fcts >= rto_min_s).sum()),
         })
-    _plot(run_dir, flows, rounds, bottleneck_bps)
+    _plot(run_dir, flows, rounds, bottleneck_bps, rto_min_s)
     return summary
 
 
@@ -86,12 +88,13 @@ def _write_rounds(run_dir: Path, rounds: list[dict[str, Any]]) -> None:
         writer.writerows(rounds)
 
 
-def _plot(run_dir: Path, flows, rounds, bottleneck_bps: int) -> None:
+def _plot(run_dir: Path, flows, rounds, bottleneck_bps: int, rto_min_s: float) -> None:
     fig, (ax_fct, ax_goodput) = new_figure(ncols=2, width=11)
     fcts = np.sort([r["fct_s"] for r in flows if r["fct_s"] is not None])
     if len(fcts):
         ax_fct.step(fcts * 1e3, np.arange(1, len(fcts) + 1) / len(fcts), where="post")
-        ax_fct.axvline(RTO_MIN_S * 1e3, color="grey", linestyle=":", label="RTO min (200 ms)")
+        ax_fct.axvline(rto_min_s * 1e3, color="grey", linestyle=":",
+                       label=f"RTO min ({rto_min_s * 1e3:g} ms)")
         ax_fct.legend(loc="lower right")
     ax_fct.set(xlabel="flow completion time (ms)", ylabel="fraction of flows",
                title="Per-flow completion time (CDF)")
@@ -103,3 +106,27 @@ def _plot(run_dir: Path, flows, rounds, bottleneck_bps: int) -> None:
     ax_goodput.set(xlabel="round", ylabel="goodput (Mbit/s)", title="Per-round goodput")
     ax_goodput.legend(loc="lower right")
     save_figure(fig, run_dir / "incast.png")
+
+
+def overlay(run_dirs: list[Path], labels: list[str], out_dir: Path) -> list[Path]:
+    """`kvfabric compare`: the runs' FCT CDFs and per-round goodput on shared axes."""
+    fig, (ax_fct, ax_goodput) = new_figure(ncols=2, width=11)
+    for run_dir, label in zip(run_dirs, labels):
+        flows = read_flows(run_dir)
+        fcts = np.sort([r["fct_s"] for r in flows if r["fct_s"] is not None])
+        if len(fcts):
+            ax_fct.step(fcts * 1e3, np.arange(1, len(fcts) + 1) / len(fcts), where="post",
+                        label=label)
+        rounds = per_round(flows)
+        ax_goodput.plot([r["round"] for r in rounds], [r["goodput_bps"] / 1e6 for r in rounds],
+                        marker="o", markersize=3, label=label)
+    ax_fct.axvline(RTO_MIN_S * 1e3, color="grey", linestyle=":")
+    ax_fct.set(xlabel="flow completion time (ms)", ylabel="fraction of flows",
+               title="Per-flow completion time (CDF)")
+    ax_goodput.set(xlabel="round", ylabel="goodput (Mbit/s)", title="Per-round goodput",
+                   ylim=(0, None))
+    for ax in (ax_fct, ax_goodput):
+        ax.legend(loc="best", fontsize=8)
+    path = out_dir / "incast-compare.png"
+    save_figure(fig, path)
+    return [path]

@@ -1,0 +1,154 @@
+"""report.md for a run folder: status, setup, results table and plots, from the folder alone.
+
+The runner writes it after analysis; ``kvfabric sweep`` and ``kvfabric compare`` write their
+own with the helpers here. Values are shown in readable units chosen by the key's suffix
+(``_bps`` -> Mbit/s, ``_s`` -> ms or s, ``_bytes`` -> KiB/MiB), the raw numbers stay in
+summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from .units import format_rate, format_size
+
+
+def format_value(key: str, value: Any) -> str:
+    """A result value in a readable unit, chosen from the key's unit suffix."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, (list, tuple)):
+            return ", ".join(map(str, value))
+        return str(value)
+    if key.endswith("_bps"):
+        return format_rate(value)
+    if key.endswith("_bytes"):
+        return format_size(value) if value >= 1024 else f"{value:g} B"
+    if key.endswith("_s"):
+        return f"{value * 1e3:.3g} ms" if abs(value) < 1 else f"{value:.3g} s"
+    if key.endswith(("_utilisation", "_fraction", "_ratio")):
+        return f"{value:.1%}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def spec_field_kinds() -> dict[str, str]:
+    """'fabric.buffer' -> 'size', for every field of every section and workload kind."""
+    from .specdoc import spec_sections, workload_sections
+
+    kinds = {f"{section}.{f.name}": f.kind
+             for section, fields in spec_sections().items() for f in fields}
+    for _, fields in workload_sections().values():
+        kinds.update({f"workload.{f.name}": f.kind for f in fields})
+    return kinds
+
+
+def format_spec_value(dotted: str, value: Any, kinds: dict[str, str] | None = None) -> str:
+    """A resolved spec value (canonical units) shown in a readable unit, by its Field kind."""
+    kind = (kinds if kinds is not None else spec_field_kinds()).get(dotted)
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return format_value(dotted, value)
+    if kind == "rate":
+        return format_rate(value)
+    if kind == "size":
+        return format_size(value) if value >= 1024 else f"{value:g} B"
+    if kind == "duration":
+        return f"{value * 1e3:.3g} ms" if abs(value) < 1 else f"{value:.3g} s"
+    return format_value(dotted, value)
+
+
+def metric_label(key: str) -> tuple[str, float]:
+    """Axis label and scale factor for plotting a result key."""
+    name = key.replace("_", " ")
+    if key.endswith("_bps"):
+        return name.removesuffix(" bps") + " (Mbit/s)", 1e-6
+    if key.endswith("_s"):
+        return name.removesuffix(" s") + " (ms)", 1e3
+    if key.endswith("_bytes"):
+        return name.removesuffix(" bytes") + " (KiB)", 1 / 1024
+    if key.endswith("_utilisation"):
+        return name + " (%)", 100.0
+    return name, 1.0
+
+
+def md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(map(cell, headers)) + " |",
+             "|" + " --- |" * len(headers)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
+    return lines
+
+
+def read_spec(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "spec.toml"
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
+def render_run_report(run_dir: Path) -> str:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    spec = read_spec(run_dir)
+    out = [f"# {summary.get('experiment', '?')} — run {summary.get('run_id', run_dir.name)}",
+           ""]
+    status = summary.get("status", "?")
+    out.append(f"**Status: {status}**" + (f" — {summary['error']}" if summary.get("error")
+                                          else ""))
+    description = spec.get("experiment", {}).get("description")
+    if description:
+        out += ["", description]
+    fabric = summary.get("fabric", {})
+    out += ["", f"Fabric: {fabric.get('mode', '?')} {fabric.get('topology', '?')}, "
+            f"{fabric.get('nodes', '?')} nodes, {fabric.get('links', '?')} links; "
+            f"finished {summary.get('finished', '?')}.", ""]
+    results = summary.get("results") or {}
+    out += ["## Results", ""]
+    if results:
+        out += md_table(["result", "value", "raw"],
+                        [[k, format_value(k, v), v] for k, v in results.items()])
+    else:
+        out.append("No results: the workload produced nothing to analyse.")
+    out += ["", "## Setup", ""]
+    kinds = spec_field_kinds()
+    rows = [[f"{section}.{k}", format_spec_value(f"{section}.{k}", v, kinds)]
+            for section, table in spec.items() if section != "experiment"
+            and isinstance(table, dict) for k, v in table.items()]
+    out += md_table(["field", "value"], rows) if rows else ["(spec.toml missing)"]
+    out += ["", f"Repeat it with `kvfabric run {run_dir / 'spec.toml'}`.", ""]
+    timings = summary.get("timings_s") or {}
+    if timings:
+        out += ["## Timings", "", *md_table(["phase", "seconds"],
+                                           [[k, f"{v:.2f}"] for k, v in timings.items()]), ""]
+    plots = sorted(p.name for p in run_dir.glob("*.png"))
+    if plots:
+        out += ["## Plots", ""] + [f"![{name}]({name})\n" for name in plots]
+    approximations = summary.get("approximations") or []
+    if approximations:
+        out += ["## Approximations", ""] + [f"- {a}" for a in approximations] + [""]
+    files = sorted(p.name for p in run_dir.iterdir() if p.name != "report.md")
+    out += ["## Files", "", ", ".join(f"`{f}`" for f in files),
+            "", "Column meanings and units: results/README.md in the kvfabric repository.", ""]
+    return "\n".join(out)
+
+
+def write_run_report(run_dir: Path, log: logging.Logger | None = None) -> Path | None:
+    """Write run_dir/report.md; a failure is logged, never raised (the data is already
+    written, the report is a view of it)."""
+    try:
+        path = run_dir / "report.md"
+        path.write_text(render_run_report(run_dir))
+        return path
+    except Exception:
+        (log or logging.getLogger("kvfabric")).exception("writing report.md failed")
+        return None
