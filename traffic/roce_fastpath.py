@@ -37,6 +37,7 @@ _BTH_OFFSET = ETH_BYTES + IPV4_BYTES + UDP_BYTES
 _PSN_WORD = _BTH_OFFSET + 8  # AckReq bit + 7 reserved bits + 24-bit PSN
 _AETH_OFFSET = _BTH_OFFSET + BTH_BYTES
 _ICRC_PREFIX_BYTES = 8  # the all-ones pseudo LRH the ICRC starts with
+PSN_WORD_OFFSET = _PSN_WORD
 _U32_BE = struct.Struct("!I")
 _U32_LE = struct.Struct("<I")
 
@@ -63,7 +64,7 @@ def _byte_delta_tables(message_len: int, first_pos: int, n_bytes: int) -> list[l
 class _PatchedFrame:
     """One frame shape; :meth:`render` writes PSN/AckReq and the ICRC into its buffer."""
 
-    __slots__ = ("buf", "_base_crc", "_t0", "_t1", "_t2", "_t3")
+    __slots__ = ("buf", "_base_crc", "_t0", "_t1", "_t2", "_t3", "_hi16", "_lo16")
 
     def __init__(self, frame: bytes) -> None:
         self.buf = bytearray(frame)
@@ -74,6 +75,21 @@ class _PatchedFrame:
         message_len = _ICRC_PREFIX_BYTES + len(frame) - ETH_BYTES - ICRC_BYTES
         word_pos = _ICRC_PREFIX_BYTES + _PSN_WORD - ETH_BYTES
         self._t0, self._t1, self._t2, self._t3 = _byte_delta_tables(message_len, word_pos, 4)
+        self._hi16: list[int] | None = None
+        self._lo16: list[int] | None = None
+
+    @property
+    def base_crc(self) -> int:
+        return self._base_crc
+
+    def word_tables(self) -> tuple[list[int], list[int]]:
+        """ICRC deltas of the high and low 16 bits of the AckReq/PSN word: two lookups per
+        packet for senders that patch many frames of this shape in a row (built once)."""
+        if self._hi16 is None:
+            t0, t1, t2, t3 = self._t0, self._t1, self._t2, self._t3
+            self._hi16 = [t0[v >> 8] ^ t1[v & 0xFF] for v in range(1 << 16)]
+            self._lo16 = [t2[v >> 8] ^ t3[v & 0xFF] for v in range(1 << 16)]
+        return self._hi16, self._lo16
 
     def render(self, psn: int, ack_req: bool) -> bytearray:
         word = psn | (0x80000000 if ack_req else 0)
@@ -98,10 +114,10 @@ class DataFrames:
         }
         self._frames: dict[tuple[Opcode, int, int | None], _PatchedFrame] = {}
 
-    def frame(self, opcode: Opcode, payload_len: int, psn: int, *, ack_req: bool = False,
-              dma_len: int | None = None) -> bytearray:
-        """Frame bytes for this packet; ``dma_len`` (the RETH length, FIRST and ONLY only) is
-        the message size."""
+    def shape(self, opcode: Opcode, payload_len: int,
+              dma_len: int | None = None) -> _PatchedFrame:
+        """The prebuilt frame of this opcode and length (``dma_len``: the RETH length, FIRST
+        and ONLY only, i.e. the message size)."""
         if opcode not in (Opcode.FIRST, Opcode.ONLY):
             dma_len = None
         key = (opcode, payload_len, dma_len)
@@ -109,7 +125,12 @@ class DataFrames:
         if shape is None:
             base = self._templates[opcode].render(0, payload_len=payload_len, dma_len=dma_len)
             shape = self._frames[key] = _PatchedFrame(base)
-        return shape.render(psn, ack_req)
+        return shape
+
+    def frame(self, opcode: Opcode, payload_len: int, psn: int, *, ack_req: bool = False,
+              dma_len: int | None = None) -> bytearray:
+        """Frame bytes for this packet."""
+        return self.shape(opcode, payload_len, dma_len).render(psn, ack_req)
 
 
 class ControlFrames:
