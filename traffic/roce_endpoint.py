@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from traffic.cnp import PAPER_CNP_INTERVAL_S, CnpPacer
-from traffic.dcqcn import PROFILES, DcqcnParams, DcqcnReactionPoint
+from traffic.dcqcn import PROFILES, REFERENCE_LINK_RATE_BPS, DcqcnParams, DcqcnReactionPoint
 from traffic.gobackn import Requester
 from traffic.roce_fastpath import ControlFrames, DataFrames
 from traffic.roce_io import (
@@ -47,6 +47,13 @@ from traffic.roce_wire import is_ack, is_ce, is_cnp, is_nak, parse_aeth, parse_b
 MESSAGE_FIELDS = ["sender", "qpn", "msg_id", "size_bytes", "posted_s", "completed_s", "fct_s"]
 RATE_FIELDS = ["sender", "qpn", "t_s", "rate_bps", "target_bps", "alpha"]
 SPIN_S = 30e-6  # waits shorter than this spin; longer ones sleep in select()
+
+
+def time_scale(value: float, line_rate_bps: float) -> float:
+    """``value``, or with 0 the slow-motion factor 25 Gbit/s / line rate: an emulated link k
+    times slower than the 25G NICs the DCQCN defaults were tuned on keeps the published
+    dynamics per packet when every timer is k times longer (bytes stay as published)."""
+    return value if value > 0 else REFERENCE_LINK_RATE_BPS / line_rate_bps
 
 
 def parse_qp(text: str) -> tuple[str, int, int]:
@@ -85,7 +92,7 @@ def build_senders(args: argparse.Namespace) -> tuple[list[QpSender], dict[str, o
         rp = None
         if args.cc == "dcqcn":
             rp = DcqcnReactionPoint(DcqcnParams.scaled_to(
-                line, args.dcqcn_profile, time_scale=args.dcqcn_time_scale))
+                line, args.dcqcn_profile, time_scale=time_scale(args.dcqcn_time_scale, line)))
         qp = QpSender(local_qpn, frames, req, rp, math.inf if args.unpaced else line,
                       Pacer(args.max_burst_s))
         qp.ifname = route.ifname
@@ -272,11 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--line-rate-bps", type=float, required=True)
     p.add_argument("--unpaced", action="store_true", help="no pacing at all (benchmarks)")
     p.add_argument("--mtu-payload", type=int, default=1024)
-    p.add_argument("--window", type=int, default=256, help="packets in flight per QP")
+    p.add_argument("--window", type=int, default=32, help="packets in flight per QP")
     p.add_argument("--timeout-s", type=float, default=0.02, help="transport timer")
     p.add_argument("--cc", choices=("dcqcn", "none"), default="dcqcn")
     p.add_argument("--dcqcn-profile", choices=PROFILES, default="paper")
-    p.add_argument("--dcqcn-time-scale", type=float, default=1.0)
+    p.add_argument("--dcqcn-time-scale", type=float, default=0.0,
+                   help="multiply every DCQCN timer; 0: 25 Gbit/s / line rate")
     p.add_argument("--max-burst-s", type=float, default=DEFAULT_MAX_BURST_S)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--max-duration-s", type=float, default=300.0)
