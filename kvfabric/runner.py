@@ -187,7 +187,7 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
             ["OVS userspace datapath (netdev): lower throughput than the kernel datapath; "
              "tx checksum offload off on veths"]
             if spec.fabric["mode"] == "openflow" and ctx.fabric.ovs_datapath == "netdev"
-            else []),
+            else []) + list(ctx.facts.get("workload_approximations", [])),
     }
     results.write_json(run_dir / "summary.json", summary)
     return summary

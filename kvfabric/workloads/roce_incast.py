@@ -1,0 +1,238 @@
+"""KV-cache incast: N prefill senders write KV blocks to one decode receiver, over RoCEv2 with
+DCQCN and over TCP, one transport after the other on the same fabric, in one run.
+
+Block k of every sender is posted at ``start + k x interval`` (all senders at once: a
+synchronized many-to-one burst per round). A block is one KV-cache block of a model preset
+(``traffic/kvcache.py``): ``block_tokens`` tokens, the shard one of ``tp_size`` ranks holds.
+Raw files per transport under ``<transport>/``; summary and plot by
+``roce_incast_analysis.analyse`` from those files alone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from topologies.leafspine import FabricTopo
+from traffic.kvcache import MODEL_PRESETS, preset
+from traffic.roce_endpoint import time_scale
+from traffic.tcp_kv import available_congestion_controls
+
+from ..schema import Field, SpecIssue
+from .ecn_port import bottleneck_ecn
+from .roce_incast_analysis import analyse  # noqa: F401  (part of the workload interface)
+from .tcp_incast import choose_senders
+
+ROCE_TRANSPORTS = ("roce-dcqcn", "roce-none")
+ROCE_HEADERS_BYTES = 20 + 8 + 12 + 16 + 4  # IPv4, UDP, BTH, RETH (worst case), ICRC
+START_DELAY_S = 2.0  # Python start-up of every endpoint on a busy 2-core host
+
+FIELDS = [
+    Field("senders", "int", 7, "prefill hosts sending KV blocks", minimum=1, maximum=256),
+    Field("receiver", "str", "h1", "the decode host receiving them"),
+    Field("model", "choice", "llama-3-8b", "KV-cache model preset (traffic/kvcache.py)",
+          choices=tuple(sorted(MODEL_PRESETS))),
+    Field("block_tokens", "int", 16, "tokens per KV block (vLLM: 16)", minimum=1,
+          maximum=65536),
+    Field("tp_size", "int", 8, "tensor-parallel ranks; each NIC carries one rank's shard",
+          minimum=1, maximum=64),
+    Field("blocks", "int", 20, "blocks (rounds) per sender", minimum=1, maximum=100_000),
+    Field("interval", "duration", "250ms", "time between rounds (0: all blocks at once)",
+          minimum=0, maximum=60),
+    Field("transports", "str", "roce-dcqcn,tcp-cubic",
+          "comma-separated, run in this order: roce-dcqcn, roce-none, tcp-<cc>"),
+    Field("mtu_payload", "int", 1024, "RoCE payload bytes per packet (IB MTU)",
+          minimum=256, maximum=4096),
+    Field("window", "int", 32, "RoCE packets in flight per QP", minimum=1, maximum=4096),
+    Field("retransmit_timeout", "duration", "20ms", "RoCE transport timer (go-back-N)",
+          minimum=1e-4, maximum=10),
+    Field("ack_coalesce", "int", 1, "RoCE responder: ACK every N packets", minimum=1,
+          maximum=1024),
+    Field("dcqcn_profile", "choice", "paper", "DCQCN timers: paper or mellanox",
+          choices=("paper", "mellanox")),
+    Field("dcqcn_time_scale", "float", 0.0,
+          "multiply DCQCN timers and the CNP interval; 0: 25 Gbit/s / host rate",
+          minimum=0, maximum=1e6),
+    Field("cnp_interval", "duration", "50us",
+          "notification point: at most one CNP per QP per interval (before time scaling)",
+          minimum=0, maximum=1),
+    Field("tcp_port", "int", 5201, "TCP baseline port on the receiver", minimum=1024,
+          maximum=65535),
+    Field("timeout", "duration", "120s", "give up a transport's phase after this long",
+          minimum=1, maximum=3600),
+]
+
+
+def transports(workload: dict[str, Any]) -> list[str]:
+    return [t.strip() for t in workload["transports"].split(",") if t.strip()]
+
+
+def block_bytes(workload: dict[str, Any]) -> int:
+    model = preset(workload["model"])
+    return workload["block_tokens"] * model.bytes_per_token_per_rank(workload["tp_size"])
+
+
+def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -> None:
+    hosts = topo.host_names()
+    if workload["receiver"] not in hosts:
+        issues.append(SpecIssue("workload.receiver", f"no host {workload['receiver']!r}",
+                                f"use one of h1..h{len(hosts)}"))
+    elif workload["senders"] > len(hosts) - 1:
+        issues.append(SpecIssue("workload.senders", f"{workload['senders']} senders but only "
+                                f"{len(hosts) - 1} other hosts",
+                                f"set workload.senders to at most {len(hosts) - 1}"))
+    names = transports(workload)
+    ccs = available_congestion_controls()
+    bad = [t for t in names if t not in ROCE_TRANSPORTS
+           and not (t.startswith("tcp-") and t[4:] in ccs)]
+    if not names or bad or len(set(names)) != len(names):
+        offered = ", ".join([*ROCE_TRANSPORTS, *(f"tcp-{cc}" for cc in ccs)])
+        issues.append(SpecIssue("workload.transports",
+                                f"{bad or 'empty or repeated'}: not transports this host "
+                                "runs (TCP congestion controls are those in "
+                                "/proc/sys/net/ipv4/tcp_available_congestion_control)",
+                                f"use distinct items from: {offered}"))
+    frame_ip_bytes = workload["mtu_payload"] + ROCE_HEADERS_BYTES
+    if frame_ip_bytes > topo.mtu:
+        issues.append(SpecIssue("workload.mtu_payload", f"{workload['mtu_payload']} B of "
+                                f"payload need an IP MTU of {frame_ip_bytes}, the fabric has "
+                                f"{topo.mtu}", "lower workload.mtu_payload (1024) or raise "
+                                "fabric.mtu (e.g. 4200)"))
+
+
+def run(ctx) -> None:
+    spec, fabric, workload = ctx.spec, ctx.fabric, ctx.spec.workload
+    senders = choose_senders(fabric.topo, workload["receiver"], workload["senders"],
+                             spec.experiment["seed"])
+    size = block_bytes(workload)
+    ctx.record("senders", senders)
+    ctx.record("block_bytes", size)
+    with bottleneck_ecn(fabric, workload["receiver"], spec.fabric["mtu"]) as ecn:
+        ctx.record("ecn_marker", ecn.describe())
+        if ecn.approximation:
+            ctx.record("workload_approximations", [ecn.approximation])
+        for transport in transports(workload):
+            out_dir = ctx.run_dir / transport
+            out_dir.mkdir(exist_ok=True)
+            ctx.progress.update(transport, f"{len(senders)} senders x {workload['blocks']} "
+                                f"blocks of {size} B -> {workload['receiver']}")
+            before = ecn.counters()
+            ports_before = fabric.port_stats()
+            started = time.monotonic()
+            if transport.startswith("roce"):
+                _run_roce(ctx, transport, senders, size, out_dir)
+            else:
+                _run_tcp(ctx, transport[4:], senders, size, out_dir)
+            _write_phase(out_dir, transport, time.monotonic() - started, before,
+                         ecn.counters(), ports_before, fabric.port_stats(), ecn)
+            fabric.stop_processes()
+            time.sleep(0.5)  # let the queues drain before the next transport
+
+
+def _qpns(index: int) -> tuple[int, int]:
+    """(sender QPN, receiver QPN) of sender ``index``'s connection."""
+    return 0x100 + index, 0x200 + index
+
+
+def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir) -> None:
+    fabric, workload = ctx.fabric, ctx.spec.workload
+    receiver = workload["receiver"]
+    line = ctx.spec.fabric["host_rate"]
+    scale = time_scale(workload["dcqcn_time_scale"], line)
+    python = sys.executable
+    rx_argv = [python, "-m", "traffic.roce_endpoint", "recv", "--bind",
+               fabric.host_ips[receiver], "--name", receiver, "--out-dir", str(out_dir),
+               "--ack-coalesce", str(workload["ack_coalesce"]),
+               "--cnp-interval-s", repr(workload["cnp_interval"] * scale)]
+    for i, sender in enumerate(senders):
+        s_qpn, r_qpn = _qpns(i)
+        rx_argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
+    rx = fabric.popen(receiver, rx_argv, stdout=subprocess.PIPE, text=True)
+    ready = rx.stdout.readline()
+    if not ready:
+        raise RuntimeError(f"RoCE receiver on {receiver} exited with {rx.wait()}")
+    start = time.monotonic() + START_DELAY_S
+    procs = []
+    for i, sender in enumerate(senders):
+        s_qpn, r_qpn = _qpns(i)
+        argv = [python, "-m", "traffic.roce_endpoint", "send",
+                "--qp", f"{fabric.host_ips[receiver]}:{s_qpn}:{r_qpn}", "--name", sender,
+                "--out-dir", str(out_dir), "--messages", str(workload["blocks"]),
+                "--message-bytes", str(size), "--interval-s", repr(workload["interval"]),
+                "--start-at", repr(start), "--time-zero", repr(start),
+                "--line-rate-bps", str(line), "--mtu-payload", str(workload["mtu_payload"]),
+                "--window", str(workload["window"]),
+                "--timeout-s", repr(workload["retransmit_timeout"]),
+                "--cc", "dcqcn" if transport == "roce-dcqcn" else "none",
+                "--dcqcn-profile", workload["dcqcn_profile"],
+                "--dcqcn-time-scale", repr(scale),
+                "--max-duration-s", repr(workload["timeout"])]
+        procs.append((sender, fabric.popen(sender, argv, stdout=subprocess.PIPE, text=True)))
+    failed = _wait_all(ctx, procs, workload["timeout"] + START_DELAY_S + 10)
+    rx.terminate()
+    rx.communicate(timeout=30)
+    if failed:
+        raise RuntimeError(f"{transport}: senders {failed} did not complete every block "
+                           f"(see {out_dir.name}/roce_sender_*.json)")
+
+
+def _run_tcp(ctx, cc: str, senders: list[str], size: int, out_dir) -> None:
+    fabric, workload = ctx.fabric, ctx.spec.workload
+    receiver = workload["receiver"]
+    python = sys.executable
+    start = time.monotonic() + START_DELAY_S
+    expect = len(senders) * workload["blocks"]
+    rx = fabric.popen(receiver, [python, "-m", "traffic.tcp_kv", "serve",
+                                 "--port", str(workload["tcp_port"]), "--expect", str(expect),
+                                 "--out", str(out_dir / "tcp_messages.csv"),
+                                 "--cc-label", cc, "--time-zero", repr(start),
+                                 "--timeout-s", repr(workload["timeout"] + START_DELAY_S)])
+    procs = []
+    for sender in senders:
+        argv = [python, "-m", "traffic.tcp_kv", "send",
+                "--dst", f"{fabric.host_ips[receiver]}:{workload['tcp_port']}", "--cc", cc,
+                "--name", sender, "--blocks", str(workload["blocks"]),
+                "--block-bytes", str(size), "--interval-s", repr(workload["interval"]),
+                "--start-at", repr(start)]
+        procs.append((sender, fabric.popen(sender, argv, stdout=subprocess.PIPE, text=True)))
+    failed = _wait_all(ctx, procs, workload["timeout"] + START_DELAY_S + 10)
+    code = rx.wait(timeout=30)
+    if failed or code != 0:
+        raise RuntimeError(f"tcp-{cc}: senders {failed} failed or the receiver got fewer "
+                           f"than {expect} blocks (exit {code})")
+
+
+def _wait_all(ctx, procs, timeout_s: float) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    failed = []
+    for done, (name, proc) in enumerate(procs, 1):
+        try:
+            proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        if proc.returncode != 0:
+            failed.append(name)
+        ctx.progress.update(f"{done}/{len(procs)} senders finished", "")
+    return failed
+
+
+def _write_phase(out_dir, transport: str, duration_s: float, before, after, ports_before,
+                 ports_after, ecn) -> None:
+    """Per-phase queue facts: marker counters and drops at the receiver's downlink."""
+    port = ecn.port
+    drops = {}
+    for b, a in zip(ports_before, ports_after):
+        if (a["node"], a["ifname"]) == (port.node, port.ifname):
+            drops = {"bottleneck_drops": a["drops"] - b["drops"],
+                     "bottleneck_sent_packets": a["sent_packets"] - b["sent_packets"]}
+    phase = {"transport": transport, "duration_s": duration_s,
+             "bottleneck": f"{port.node}:{port.ifname}", **drops}
+    for name, counts in after.items():
+        prev = before.get(name, {})
+        for key, value in counts.items():
+            phase[f"{name}_{key}"] = value - prev.get(key, 0)
+    (out_dir / "phase.json").write_text(json.dumps(phase, indent=1))
