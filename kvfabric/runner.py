@@ -23,6 +23,7 @@ from .capture import parse_capture, start_captures
 from .environment import collect_environment
 from .lock import fabric_lock
 from .progress import Progress
+from .queue_results import analyse_queues, queue_approximations, write_queue_counters
 from .spec import Spec, to_toml
 from .workloads import WORKLOADS
 
@@ -116,7 +117,11 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
     (run_dir / "spec.toml").write_text(to_toml(spec))
     status, error, timings = "ok", None, {}
     pending: list[str] = []
-    fabric = Fabric(topo, spec.fabric["mode"], _ovs_datapath(spec.fabric["ovs_datapath"]))
+    queue_settings = spec.queue_settings()
+    fabric = Fabric(topo, spec.fabric["mode"], _ovs_datapath(spec.fabric["ovs_datapath"]),
+                    queues=queue_settings,
+                    ecn_backend=spec.queues.get("ecn_backend", "auto") if spec.queues else "auto",
+                    queue_dir=run_dir / "queues" if queue_settings else None)
     ctx = RunContext(spec, fabric, run_dir, progress)
     workload = WORKLOADS[spec.workload["kind"]]
     try:
@@ -129,6 +134,8 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
             started = time.perf_counter()
             fabric.build()
             timings["bringup_s"] = time.perf_counter() - started
+            if queue_settings is not None:
+                _record_queue_backends(run_dir, fabric)
             log.info("fabric up in %.2f s: %s", timings["bringup_s"],
                      fabric.build_timings.phases_s)
             if capture_links:
@@ -140,6 +147,8 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
             workload.run(ctx)
             timings["workload_s"] = time.perf_counter() - started
             _write_port_deltas(run_dir, before, fabric.port_stats())
+            if queue_settings is not None:
+                write_queue_counters(run_dir, fabric)
     except (Exception, KeyboardInterrupt, Interrupted) as exc:
         status = "interrupted" if isinstance(exc, (KeyboardInterrupt, Interrupted)) \
             else "failed"
@@ -165,8 +174,11 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
 
 def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
     workload_summary: dict[str, Any] = {}
+    queue_summary: dict[str, Any] | None = None
     try:
         workload_summary = WORKLOADS[spec.workload["kind"]].analyse(run_dir, spec)
+        if (run_dir / "queues").is_dir():
+            queue_summary = analyse_queues(run_dir)
     except Exception as exc:
         log.error("analysis failed: %s", traceback.format_exc())
         if status == "ok":
@@ -183,7 +195,10 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
         "timings_s": timings,
         "facts": ctx.facts,
         "results": workload_summary,
+        "queues": queue_summary,
         "approximations": BASE_APPROXIMATIONS + (
+            queue_approximations(ctx.fabric.ecn_backend) if queue_summary is not None
+            else []) + (
             ["OVS userspace datapath (netdev): lower throughput than the kernel datapath; "
              "tx checksum offload off on veths"]
             if spec.fabric["mode"] == "openflow" and ctx.fabric.ovs_datapath == "netdev"
@@ -204,6 +219,19 @@ def _write_port_deltas(run_dir: Path, before: list[dict], after: list[dict]) -> 
         row["backlog_bytes_at_end"] = a["backlog_bytes"]
         rows.append(row)
     results.write_csv(run_dir / "links.csv", rows)
+
+
+def _record_queue_backends(run_dir: Path, fabric: Fabric) -> None:
+    """env.json says which mechanisms realised ECN and PFC in this run."""
+    import json
+
+    env_path = run_dir / "env.json"
+    env = json.loads(env_path.read_text())
+    env["queues"] = {"ecn_backend": fabric.ecn_backend,
+                     "pfc": "queue agent: PFC frames on the wire, TBF pause of the peer's "
+                            "lossless class" if fabric.queue_settings.pfc else "off",
+                     "telemetry": "eBPF 100 us bins + netlink qdisc dumps"}
+    results.write_json(env_path, env)
 
 
 def _ovs_datapath(setting: str) -> str:

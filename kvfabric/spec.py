@@ -7,13 +7,14 @@ valid spec, so a run can be repeated from its results folder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
 from topologies.leafspine import Dumbbell, FabricTopo, LeafSpine, Star
+from topologies.queues.settings import QueueSettings
 
 from .schema import Field, SpecError, SpecIssue, resolve_section
 from .workloads import WORKLOADS
@@ -48,22 +49,81 @@ FABRIC_FIELDS = [
 ]
 
 
+#: Traffic classes on every port (see docs/queues.md). Sizes of 0 are derived from the link
+#: rate: the ECN ramp is HPCC's (Kmin 100 KB, Kmax 400 KB, Pmax 0.2 at 25 Gbit/s) scaled by
+#: rate/25G and floored at a few frames; XOFF = 2 x Kmax; XON = XOFF - max(3 KB, 2 MTU)
+#: (HPCC's resume offset); headroom = ingress ports x rate x pfc_reaction + 2 frames.
+QUEUE_FIELDS = [
+    Field("enabled", "bool", True, "traffic classes on every port; false: one FIFO per port"),
+    Field("pfc", "bool", True, "PFC pause/resume for the lossless class"),
+    Field("ecn", "bool", True, "ECN marking on the lossless class's ramp"),
+    Field("ecn_backend", "choice", "auto", "auto: kernel red where present, else eBPF",
+          choices=("auto", "red", "ebpf")),
+    Field("lossy_ecn", "bool", False, "also mark ECT packets of the lossy class (TCP ECN)"),
+    Field("lossless_dscp", "int", 26, "DSCP of the lossless class (RoCEv2 data)",
+          minimum=0, maximum=63),
+    Field("cnp_dscp", "int", 48, "DSCP of the strict-priority CNP class", minimum=0,
+          maximum=63),
+    Field("lossless_priority", "int", 3, "802.1p priority of the lossless class (PFC frames)",
+          minimum=1, maximum=7),
+    Field("cnp_priority", "int", 6, "802.1p priority of the CNP class", minimum=1, maximum=7),
+    Field("kmin", "size", 0, "ECN ramp start; 0 = HPCC's 100 KB scaled by rate/25G",
+          minimum=0, maximum=1 << 30),
+    Field("kmax", "size", 0, "ECN ramp end (mark all above); 0 = HPCC's 400 KB scaled",
+          minimum=0, maximum=1 << 30),
+    Field("pmax", "float", 0.2, "marking probability at Kmax", minimum=0.001, maximum=1.0),
+    Field("xoff", "size", 0, "PFC pause threshold; 0 = 2 x Kmax", minimum=0,
+          maximum=1 << 30),
+    Field("xon", "size", 0, "PFC resume threshold; 0 = XOFF - max(3 KB, 2 MTU)", minimum=0,
+          maximum=1 << 30),
+    Field("headroom", "size", 0, "buffer above XOFF for bytes in flight while pausing; "
+          "0 = ingress ports x rate x pfc_reaction", minimum=0, maximum=1 << 30),
+    Field("lossless_buffer", "size", 0, "lossless class buffer; 0 = XOFF + headroom",
+          minimum=0, maximum=1 << 30),
+    Field("lossless_weight", "int", 3, "lossless class share against the lossy class",
+          minimum=1, maximum=100),
+    Field("lossy_weight", "int", 1, "lossy class share", minimum=1, maximum=100),
+    Field("pfc_reaction", "duration", "50ms", "time the headroom must cover from XOFF to "
+          "the peer stopping (the queue agent's worst case here)", minimum=1e-4, maximum=10),
+    Field("telemetry", "bool", True, "100 us queue-depth/mark bins on every port"),
+]
+
+
 @dataclass(frozen=True)
 class Spec:
     experiment: dict[str, Any]
     fabric: dict[str, Any]
     workload: dict[str, Any]
     source: str
+    queues: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.experiment["name"]
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {"experiment": self.experiment, "fabric": self.fabric, "workload": self.workload}
+        return {"experiment": self.experiment, "fabric": self.fabric, "queues": self.queues,
+                "workload": self.workload}
 
     def make_topology(self) -> FabricTopo:
         return make_topology(self.fabric)
+
+    def queue_settings(self) -> QueueSettings | None:
+        return make_queue_settings(self.queues, self.fabric)
+
+
+def make_queue_settings(queues: dict[str, Any], fabric: dict[str, Any]) -> QueueSettings | None:
+    if not queues or not queues["enabled"]:
+        return None
+    return QueueSettings(
+        enabled=True, pfc=queues["pfc"], ecn=queues["ecn"], lossy_ecn=queues["lossy_ecn"],
+        lossless_dscp=queues["lossless_dscp"], cnp_dscp=queues["cnp_dscp"],
+        lossless_priority=queues["lossless_priority"], cnp_priority=queues["cnp_priority"],
+        kmin_bytes=queues["kmin"], kmax_bytes=queues["kmax"], pmax=queues["pmax"],
+        xoff_bytes=queues["xoff"], xon_bytes=queues["xon"], headroom_bytes=queues["headroom"],
+        lossless_buffer_bytes=queues["lossless_buffer"], lossy_buffer_bytes=fabric["buffer"],
+        lossless_weight=queues["lossless_weight"], lossy_weight=queues["lossy_weight"],
+        pfc_reaction_s=queues["pfc_reaction"], telemetry=queues["telemetry"])
 
 
 def make_topology(fabric: dict[str, Any]) -> FabricTopo:
@@ -113,13 +173,14 @@ def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spe
 def validate(raw: dict[str, Any], source: str = "<spec>") -> Spec:
     issues: list[SpecIssue] = []
     for section in raw:
-        if section not in ("experiment", "fabric", "workload"):
+        if section not in ("experiment", "fabric", "queues", "workload"):
             issues.append(SpecIssue(section, "unknown section",
-                                    "use only [experiment], [fabric] and [workload]"))
+                                    "use only [experiment], [fabric], [queues] and [workload]"))
     experiment = resolve_section("experiment", EXPERIMENT_FIELDS, raw.get("experiment"), issues)
     if experiment.get("name") is None and not any(i.field == "experiment.name" for i in issues):
         issues.append(SpecIssue("experiment.name", "missing", "set experiment.name"))
     fabric = resolve_section("fabric", FABRIC_FIELDS, raw.get("fabric"), issues)
+    queues = resolve_section("queues", QUEUE_FIELDS, raw.get("queues"), issues)
     workload_table = raw.get("workload") or {}
     kind = workload_table.get("kind") if isinstance(workload_table, dict) else None
     workload: dict[str, Any] = {}
@@ -133,11 +194,12 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> Spec:
         workload = resolve_section("workload", fields, workload_table, issues)
     if not issues:
         _check_fabric(fabric, issues)
+        _check_queues(queues, fabric, issues)
     if not issues:
         WORKLOADS[kind].check(workload, make_topology(fabric), issues)
     if issues:
         raise SpecError(issues)
-    return Spec(experiment, fabric, workload, source)
+    return Spec(experiment, fabric, workload, source, queues)
 
 
 def _check_fabric(fabric: dict[str, Any], issues: list[SpecIssue]) -> None:
@@ -150,6 +212,29 @@ def _check_fabric(fabric: dict[str, Any], issues: list[SpecIssue]) -> None:
     if fabric["topology"] == "leafspine" and fabric["leaves"] * fabric["hosts_per_leaf"] < 2:
         issues.append(SpecIssue("fabric.hosts_per_leaf", "a fabric needs at least 2 hosts",
                                 "raise fabric.leaves or fabric.hosts_per_leaf"))
+
+
+def _check_queues(queues: dict[str, Any], fabric: dict[str, Any],
+                  issues: list[SpecIssue]) -> None:
+    settings = make_queue_settings(queues, fabric)
+    if settings is None:
+        return
+    for name, problem in settings.check():
+        issues.append(SpecIssue(f"queues.{name}", problem.split(";")[0],
+                                problem.split("; ", 1)[-1]))
+    frame = fabric["mtu"] + 14
+    for name in ("lossless_buffer", "xoff"):
+        if 0 < queues[name] < 2 * frame:
+            issues.append(SpecIssue(f"queues.{name}", f"{queues[name]} bytes is under two "
+                                    f"frames ({2 * frame} bytes)",
+                                    f"set queues.{name} to 0 (derived) or at least {2 * frame}"))
+    if queues["lossless_buffer"] and queues["xoff"] and queues["pfc"]:
+        need = queues["xoff"] + (queues["headroom"] or 2 * frame)
+        if queues["lossless_buffer"] < need:
+            issues.append(SpecIssue("queues.lossless_buffer", f"{queues['lossless_buffer']} "
+                                    f"bytes cannot hold XOFF plus headroom ({need} bytes)",
+                                    f"raise queues.lossless_buffer to at least {need} or set "
+                                    "it to 0 (derived)"))
 
 
 def to_toml(spec: Spec) -> str:

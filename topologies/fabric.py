@@ -11,9 +11,12 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kvfabric.naming import netns_name
 from kvfabric.shell import netns_argv, run, run_parallel
@@ -21,7 +24,9 @@ from kvfabric.shell import netns_argv, run, run_parallel
 from . import l3, netlink, openflow
 from .addressing import LinkPlan, host_addresses, plan_links
 from .leafspine import FabricTopo
-from .shaping import egress_stats, shape_egress
+from .queues import port_qdiscs
+from .queues.settings import QueueSettings
+from .shaping import egress_stats, htb_burst_bytes, shape_egress
 
 MODES = ("l3", "openflow")
 
@@ -43,16 +48,38 @@ class Port:
     netns: str | None    # None: root namespace (an OVS switch port)
     peer_node: str
     rate_bps: int
+    mac: str = ""
+    ifindex: int = 0
+    queues: object = None     # PortQueues when the port has traffic classes
+    leaves: tuple = ()        # port_qdiscs.LeafPlan per class
+
+    @property
+    def port_id(self) -> str:
+        return f"{self.node}:{self.ifname}"
 
 
 class Fabric:
     """A running fabric. Use as a context manager so teardown always runs."""
 
-    def __init__(self, topo: FabricTopo, mode: str = "l3", ovs_datapath: str = "auto"):
+    def __init__(self, topo: FabricTopo, mode: str = "l3", ovs_datapath: str = "auto",
+                 queues: QueueSettings | None = None, ecn_backend: str = "auto",
+                 queue_dir: str | os.PathLike | None = None):
+        """`queues`: traffic classes, ECN and PFC on every port (None: one FIFO per port,
+        as before); `ecn_backend`: auto (kernel red where present, else eBPF), red, ebpf;
+        `queue_dir`: where the queue agent writes telemetry and PFC files (default: a
+        temporary folder, removed at teardown)."""
         if mode not in MODES:
             raise ValueError(f"fabric mode must be one of {MODES}, got {mode!r}")
+        if ecn_backend not in ("auto", "red", "ebpf"):
+            raise ValueError(f"ecn_backend must be auto, red or ebpf, got {ecn_backend!r}")
         self.topo = topo
         self.mode = mode
+        self.queue_settings = queues if queues is not None and queues.enabled else None
+        self.ecn_backend = ecn_backend
+        self._queue_dir_given = queue_dir is not None
+        self.queue_dir = Path(queue_dir) if queue_dir is not None else None
+        self.markers: list = []
+        self.agent: subprocess.Popen | None = None
         self.ovs_datapath = (openflow.detect_ovs_datapath() if ovs_datapath == "auto"
                              else ovs_datapath)
         self.plans: list[LinkPlan] = plan_links(topo, mode)
@@ -85,6 +112,9 @@ class Fabric:
                     self.topo, self.plans, self.netns))
             else:
                 self._phase("ovs", self._configure_ovs)
+            if self.queue_settings is not None:
+                self._phase("markers", self._attach_markers)
+                self._phase("queue agent", self._start_agent)
         except BaseException:
             self.teardown()
             raise
@@ -152,12 +182,157 @@ class Fabric:
                     netlink.configure_interface(
                         handle, ifname, mac=end.mac if ns_name else None, mtu=plan.mtu,
                         address=end.address)
-                    buffer_bytes = (self.topo.host_queue_bytes
-                                    if self.topo.role(end.node) == "host" else plan.buffer_bytes)
-                    shape_egress(handle, ifname, rate_bps=plan.rate_bps,
-                                 buffer_bytes=buffer_bytes, mtu=plan.mtu)
-                    self.ports.append(Port(end.node, ifname, ns_name, end.peer_node,
-                                           plan.rate_bps))
+                    is_host = self.topo.role(end.node) == "host"
+                    buffer_bytes = (self.topo.host_queue_bytes if is_host else plan.buffer_bytes)
+                    port = Port(end.node, ifname, ns_name, end.peer_node, plan.rate_bps,
+                                mac=_link_mac(handle, ifname),
+                                ifindex=netlink.link_index(handle, ifname))
+                    if self.queue_settings is None:
+                        shape_egress(handle, ifname, rate_bps=plan.rate_bps,
+                                     buffer_bytes=buffer_bytes, mtu=plan.mtu)
+                    else:
+                        port = self._install_classes(handle, port, plan, is_host)
+                    self.ports.append(port)
+
+    # -- traffic classes, ECN, PFC --------------------------------------------------------
+    def _resolve_ecn_backend(self, ifname: str, netns: str | None) -> str:
+        """Kernel RED if this kernel has it (tried on a real port, then removed), else eBPF."""
+        if self.ecn_backend != "auto":
+            return self.ecn_backend
+        probe = run(_tc_argv(netns, ["qdisc", "add", "dev", ifname, "root", "handle", "ff0:",
+                                     "red", "limit", "400000", "min", "30000", "max", "90000",
+                                     "avpkt", "1500", "burst", "20", "bandwidth", "100mbit",
+                                     "ecn"]), check=False)
+        if probe.returncode != 0:
+            return "ebpf"
+        run(_tc_argv(netns, ["qdisc", "del", "dev", ifname, "root"]), check=False)
+        return "red"
+
+    def _install_classes(self, handle, port: Port, plan, is_host: bool) -> Port:
+        from .queues.tc_netlink import RouteSocket
+
+        settings = self.queue_settings
+        if self.ecn_backend == "auto":
+            self.ecn_backend = self._resolve_ecn_backend(port.ifname, port.netns)
+        ingress_ports = max(1, len(self.topo.neighbors(port.node)) - 1)
+        queues = settings.for_port(plan.rate_bps, plan.mtu, host=is_host,
+                                   ingress_ports=ingress_ports,
+                                   host_queue_bytes=self.topo.host_queue_bytes)
+        peer_is_switch = self.topo.role(port.peer_node) != "host"
+        backend = self.ecn_backend if settings.ecn else "none"
+        leaves = port_qdiscs.plan_leaves(queues, pausable=settings.pfc and peer_is_switch,
+                                         ecn_backend="red" if backend == "red" else "none")
+        with RouteSocket(port.netns) as route:
+            port_qdiscs.install(
+                handle, port.ifname, queues, leaves, plan.mtu, route_socket=route,
+                run_tc=lambda argv: run(_tc_argv(port.netns, argv)))
+        return Port(port.node, port.ifname, port.netns, port.peer_node, port.rate_bps,
+                    mac=port.mac, ifindex=port.ifindex, queues=queues, leaves=tuple(leaves))
+
+    def _attach_markers(self) -> None:
+        """The clsact program on every port: DSCP classification for HTB, 100 us telemetry
+        bins, and ECN marking when the eBPF backend was chosen."""
+        from .queues.ebpf_marker import attach_marker
+
+        ecn_in_bpf = self.ecn_backend == "ebpf" and self.queue_settings.ecn
+        for port in self.ports:
+            marker = attach_marker(port.ifname, port.netns)
+            self.markers.append(marker)
+            mtu = self.topo.mtu
+            marker.configure(
+                port.queues, burst_bytes=htb_burst_bytes(port.rate_bps, mtu),
+                skb_priority={leaf.cls.name: leaf.classid for leaf in port.leaves},
+                timeline=self.queue_settings.telemetry, ecn=ecn_in_bpf)
+
+    def agent_config(self):
+        from .queues.agent import AgentConfig, ClassConfig, PortConfig
+
+        ports = []
+        for port in self.ports:
+            classes = [ClassConfig(
+                name=leaf.cls.name, index=leaf.index, priority=leaf.cls.priority,
+                lossless=leaf.cls.lossless, pausable=leaf.pausable, classid=leaf.classid,
+                leaf=leaf.leaf, limit_bytes=leaf.cls.buffer_bytes,
+                xoff_bytes=leaf.cls.pfc.xoff_bytes if leaf.cls.pfc else 0,
+                xon_bytes=leaf.cls.pfc.xon_bytes if leaf.cls.pfc else 0)
+                for leaf in port.leaves]
+            ports.append(PortConfig(
+                port_id=port.port_id, node=port.node, role=self.topo.role(port.node),
+                netns=port.netns, ifname=port.ifname, ifindex=port.ifindex, mac=port.mac,
+                peer=port.peer_node, rate_bps=port.rate_bps, mtu=self.topo.mtu,
+                classes=classes))
+        return AgentConfig(out_dir=str(self.queue_dir), ports=ports,
+                           pfc=self.queue_settings.pfc, telemetry=self.queue_settings.telemetry)
+
+    def _start_agent(self) -> None:
+        if self.queue_dir is None:
+            self.queue_dir = Path(tempfile.mkdtemp(prefix="kvfabric-queues-"))
+        self.queue_dir.mkdir(parents=True, exist_ok=True)
+        config_path = self.queue_dir / "agent-config.json"
+        config_path.write_text(self.agent_config().to_json())
+        log = open(self.queue_dir / "agent.log", "w")
+        self.agent = subprocess.Popen(
+            [sys.executable, "-m", "topologies.queues.agent", str(config_path)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=str(Path(__file__).resolve().parent.parent))
+        log.close()
+        ready = self.queue_dir / ".agent-ready"
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            if self.agent.poll() is not None:
+                raise RuntimeError("the queue agent exited at start; see "
+                                   f"{self.queue_dir / 'agent.log'}:\n"
+                                   + (self.queue_dir / "agent.log").read_text()[-2000:])
+            if time.monotonic() > deadline:
+                raise RuntimeError("the queue agent did not start within 20 s")
+            time.sleep(0.02)
+
+    def stop_agent(self, grace_s: float = 5.0) -> None:
+        """Stop the queue agent; it writes its counters and the last telemetry first."""
+        if self.agent is None:
+            return
+        if self.agent.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.agent.pid, signal.SIGTERM)
+            try:
+                self.agent.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.agent.pid, signal.SIGKILL)
+                self.agent.wait()
+        self.agent = None
+
+    def queue_stats(self) -> list[dict]:
+        """Per port and class: bytes and packets sent, drops, backlog (kernel counters)."""
+        from .queues.tc_netlink import RouteSocket
+
+        rows = []
+        by_ns: dict[str | None, list[Port]] = {}
+        for port in self.ports:
+            by_ns.setdefault(port.netns, []).append(port)
+        for netns, ports in by_ns.items():
+            with RouteSocket(netns) as route:
+                stats = {(s.ifindex, s.handle): s for s in route.dump_qdiscs()}
+            for port in ports:
+                for leaf in port.leaves:
+                    s = stats.get((port.ifindex, leaf.leaf))
+                    if s is None:
+                        continue
+                    rows.append({"node": port.node, "ifname": port.ifname,
+                                 "peer": port.peer_node, "class": leaf.cls.name,
+                                 "priority": leaf.cls.priority, "sent_bytes": s.bytes,
+                                 "sent_packets": s.packets, "drops": s.drops,
+                                 "backlog_bytes": s.backlog_bytes})
+        return rows
+
+    def marker_counters(self) -> list[dict]:
+        rows = []
+        for port, marker in zip(self.ports, self.markers):
+            for name, c in marker.read_counters().items():
+                rows.append({"node": port.node, "ifname": port.ifname, "peer": port.peer_node,
+                             "class": name, "packets": c.packets, "ect_packets": c.ect_packets,
+                             "marks": c.marks, "ce_in": c.ce_in, "counters": c})
+        return rows
 
     def _configure_ovs(self) -> None:
         self.bridges = [openflow.bridge_name(s) for s in self.topo.routers()]
@@ -214,7 +389,7 @@ class Fabric:
             with netlink.namespace(port.netns) as handle:
                 row = {"node": port.node, "ifname": port.ifname, "peer": port.peer_node,
                        "rate_bps": port.rate_bps}
-                row.update(egress_stats(handle, port.ifname))
+                row.update(egress_stats(handle, port.ifname, classes=bool(port.leaves)))
                 row.update(netlink.interface_counters(handle, port.ifname))
             rows.append(row)
         return rows
@@ -225,7 +400,17 @@ class Fabric:
         from kvfabric.cleanup import kill_processes_in_namespaces
 
         errors = []
+        self.stop_agent()
         self.stop_processes()
+        for marker in self.markers:
+            with contextlib.suppress(Exception):
+                marker.release()
+        self.markers = []
+        if self.queue_dir is not None and not self._queue_dir_given:
+            import shutil
+
+            shutil.rmtree(self.queue_dir, ignore_errors=True)
+            self.queue_dir = None
         kill_processes_in_namespaces(self.namespaces)
         try:
             openflow.delete_bridges(self.bridges)
@@ -247,3 +432,12 @@ class Fabric:
 
     def __exit__(self, *exc) -> None:
         self.teardown()
+
+
+def _tc_argv(netns: str | None, args: list[str]) -> list[str]:
+    return netns_argv(netns, ["tc", *args]) if netns else ["tc", *args]
+
+
+def _link_mac(handle, ifname: str) -> str:
+    (link,) = handle.get_links(netlink.link_index(handle, ifname))
+    return link.get_attr("IFLA_ADDRESS")

@@ -36,11 +36,13 @@ def shape_egress(handle: IPRoute, ifname: str, *, rate_bps: int, buffer_bytes: i
               limit=buffer_bytes)
 
 
-def egress_stats(handle: IPRoute, ifname: str) -> dict[str, int]:
-    """Bytes and packets sent, drops and current backlog of the port's FIFO."""
+def egress_stats(handle: IPRoute, ifname: str, classes: bool = False) -> dict[str, int]:
+    """Bytes and packets sent, drops and current backlog of the port's FIFO (with traffic
+    classes: of the HTB root, which counts every class)."""
     index = link_index(handle, ifname)
+    wanted = ROOT_HANDLE if classes else LEAF_QDISC_HANDLE
     for qdisc in handle.get_qdiscs(index=index):
-        if qdisc["handle"] == LEAF_QDISC_HANDLE:
+        if qdisc["handle"] == wanted:
             basic = qdisc.get_attr("TCA_STATS2").get_attr("TCA_STATS_BASIC")
             queue = qdisc.get_attr("TCA_STATS2").get_attr("TCA_STATS_QUEUE")
             return {"sent_bytes": basic["bytes"], "sent_packets": basic["packets"],

@@ -12,6 +12,7 @@ read them with bpf(2) directly, which costs microseconds instead of a bpftool pr
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import struct
 import time
@@ -48,14 +49,21 @@ HIST_BUCKETS = 16
 CFG_ENABLED = 1 << 0
 CFG_ECN = 1 << 1
 CFG_SET_PRIORITY = 1 << 2
+CFG_PAUSED = 1 << 3
+CFG_TIMELINE = 1 << 4
+TL_BIN_NS = 100_000
+TL_SLOTS = 4096
 FP_ONE = 1 << 32
 _CFG = struct.Struct("=8QII")          # struct class_cfg
 _VQ = struct.Struct("=IIqQq")  # struct vq_state: spin lock, pad, bytes, last_ns, adj_applied
 _ADJ = struct.Struct("=q")
 _CNT = struct.Struct(f"={7 + 3 * HIST_BUCKETS}Q")  # struct class_counters
-MAP_NAMES = ("kvf_dscp", "kvf_cfg", "kvf_vq", "kvf_adj", "kvf_cnt")
+_TL = struct.Struct("=4Q4I")  # struct tl_slot
+_TL_DTYPE = [("bin", "<u8"), ("max_depth", "<u8"), ("last_depth", "<u8"), ("bytes", "<u8"),
+             ("packets", "<u4"), ("marks", "<u4"), ("drops", "<u4"), ("ect", "<u4")]
+MAP_NAMES = ("kvf_dscp", "kvf_cfg", "kvf_vq", "kvf_adj", "kvf_cnt", "kvf_tl")
 _VALUE_SIZES = {"kvf_dscp": 4, "kvf_cfg": _CFG.size, "kvf_vq": _VQ.size, "kvf_adj": _ADJ.size,
-                "kvf_cnt": _CNT.size}
+                "kvf_cnt": _CNT.size, "kvf_tl": _TL.size}
 # Largest buffer for which elapsed * rate_fp cannot overflow 64 bits in the program.
 _MAX_LIMIT_BYTES = 1 << 31
 
@@ -102,6 +110,25 @@ def _sum_counters(slots: list[bytes]) -> list[int]:
     return totals
 
 
+@dataclass(frozen=True)
+class TimelineBin:
+    """One class's packets in one TL_BIN_NS bin, as the program saw them at enqueue."""
+
+    class_name: str
+    bin: int                # CLOCK_MONOTONIC ns // TL_BIN_NS
+    max_depth_bytes: int
+    last_depth_bytes: int
+    bytes: int
+    packets: int
+    marks: int
+    drops: int
+    ect_packets: int
+
+    @property
+    def start_ns(self) -> int:
+        return self.bin * TL_BIN_NS
+
+
 # ---- the handle --------------------------------------------------------------------------------
 
 class MarkerError(RuntimeError):
@@ -131,6 +158,9 @@ class MarkerHandle:
         self._burst_bytes = [0] * MAX_CLASSES
         self._hist_bucket_bytes = [0] * MAX_CLASSES
         self._detached = False
+        self._flags = [0] * MAX_CLASSES
+        self._timeline: mmap.mmap | None = None
+        self._timeline_next_bin = [0] * MAX_CLASSES
         for name, size in _VALUE_SIZES.items():
             if maps[name].info.value_size != size:
                 raise MarkerError(f"map {name} value is {maps[name].info.value_size} B, "
@@ -149,6 +179,45 @@ class MarkerHandle:
         handle._load_rates()
         return handle
 
+    # -- PFC and telemetry
+
+    def set_paused(self, name: str, paused: bool) -> None:
+        """Tell the program that PFC paused (or resumed) class `name`, so its virtual queue
+        stops (or restarts) draining."""
+        index = self._index(name)
+        cfg_map = self.maps["kvf_cfg"]
+        fields = list(_CFG.unpack(cfg_map.lookup(index)))
+        fields[8] = fields[8] | CFG_PAUSED if paused else fields[8] & ~CFG_PAUSED
+        cfg_map.update(index, _CFG.pack(*fields))
+
+    def read_timeline(self) -> list[TimelineBin]:
+        """Bins completed since the last call, every enabled class, oldest first. Bins older
+        than TL_SLOTS x TL_BIN_NS (410 ms) are overwritten: call at least every ~200 ms."""
+        import numpy as np
+
+        if self._timeline is None:
+            tl_map = self.maps["kvf_tl"]
+            self._timeline = mmap.mmap(tl_map.fd, _TL.size * MAX_CLASSES * TL_SLOTS,
+                                       flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+            now_bin = time.monotonic_ns() // TL_BIN_NS
+            self._timeline_next_bin = [now_bin - TL_SLOTS + 1] * MAX_CLASSES
+        current = time.monotonic_ns() // TL_BIN_NS  # still filling: left for the next call
+        slots = np.frombuffer(self._timeline, dtype=_TL_DTYPE).reshape(MAX_CLASSES, TL_SLOTS)
+        out: list[TimelineBin] = []
+        for index in range(MAX_CLASSES):
+            if not self._rate_fp[index]:
+                continue
+            first = max(self._timeline_next_bin[index], current - TL_SLOTS + 1)
+            self._timeline_next_bin[index] = current
+            # Copy only the slots of the bins wanted (fancy indexing copies).
+            ring = slots[index][np.arange(first, current) % TL_SLOTS]
+            keep = (ring["bin"] >= first) & (ring["bin"] < current) & (ring["packets"] > 0)
+            name = self.class_names[index]
+            for row in ring[keep].tolist():
+                out.append(TimelineBin(name, *row))
+        out.sort(key=lambda t: t.bin)
+        return out
+
     def __enter__(self) -> MarkerHandle:
         return self
 
@@ -159,7 +228,8 @@ class MarkerHandle:
 
     def configure(self, queues: PortQueues, *, drain_rates_bps: Mapping[str, int] | None = None,
                   burst_bytes: int = 0, hist_bucket_bytes: int | None = None,
-                  skb_priority: Mapping[str, int] | None = None, reset: bool = True) -> None:
+                  skb_priority: Mapping[str, int] | None = None, reset: bool = True,
+                  timeline: bool = False, ecn: bool = True) -> None:
         """Write the DSCP map and per-class config for `queues`.
 
         Each class's virtual queue drains at `drain_rates_bps[name]`, default the port rate:
@@ -170,6 +240,8 @@ class MarkerHandle:
         spans the class buffer unless `hist_bucket_bytes` is given. `skb_priority` maps class
         names to an skb->priority to set (an HTB classid such as 0x1000a for 1:10), so HTB
         can classify by the same DSCP map. `reset` zeroes virtual queues and counters.
+        `timeline` records 100 us telemetry bins (read_timeline); `ecn=False` leaves marking
+        to another backend (kernel RED) and keeps classification and counters.
         """
         rates = dict(drain_rates_bps or {})
         unknown = set(rates) | set(skb_priority or {})
@@ -186,7 +258,8 @@ class MarkerHandle:
         for index, cls in enumerate(queues.classes):
             rate_bps = rates.get(cls.name, queues.rate_bps)
             cfg_map.update(index, _pack_cfg(cls, rate_bps, burst_bytes, hist_bucket_bytes,
-                                            (skb_priority or {}).get(cls.name)))
+                                            (skb_priority or {}).get(cls.name),
+                                            timeline=timeline, ecn=ecn))
             self.class_names[index] = cls.name
         self._load_rates()
 
@@ -202,6 +275,7 @@ class MarkerHandle:
     def _load_rates(self) -> None:
         for index in range(MAX_CLASSES):
             fields = _CFG.unpack(self.maps["kvf_cfg"].lookup(index))
+            self._flags[index] = fields[8]
             self._rate_fp[index] = fields[0] if fields[8] & CFG_ENABLED else 0
             self._burst_bytes[index] = fields[3]
             self._hist_bucket_bytes[index] = fields[7]
@@ -275,6 +349,20 @@ class MarkerHandle:
 
     # -- teardown
 
+    def release(self) -> None:
+        """Close our descriptors and remove the pins, leaving the tc filter: for teardown,
+        where the interface (and its filter) is about to be deleted anyway."""
+        if self._detached:
+            return
+        self._detached = True
+        if self._timeline is not None:
+            self._timeline.close()
+            self._timeline = None
+        for bpf_map in self.maps.values():
+            bpf_map.close()
+        if self.owner:
+            remove_pins(self.pin_dir)
+
     def detach(self) -> None:
         """Remove filter, our clsact (if unused) and pins; safe to call twice, and after the
         namespace is gone. Raises the first real tc error after cleaning all it can. On a
@@ -285,6 +373,9 @@ class MarkerHandle:
         errors: list[Exception] = []
         if self.owner:
             errors += remove_filter(self.netns, self.ifname, self.pref, self.created_clsact)
+        if self._timeline is not None:
+            self._timeline.close()
+            self._timeline = None
         for bpf_map in self.maps.values():
             bpf_map.close()
         if self.owner:  # a reader's pins are the owner's
@@ -294,7 +385,7 @@ class MarkerHandle:
 
 
 def _pack_cfg(cls, rate_bps: int, burst_bytes: int, hist_bucket_bytes: int | None,
-              skb_priority: int | None) -> bytes:
+              skb_priority: int | None, *, timeline: bool = False, ecn: bool = True) -> bytes:
     if rate_bps <= 0:
         raise ValueError(f"class {cls.name}: drain rate must be positive, got {rate_bps}")
     if cls.buffer_bytes >= _MAX_LIMIT_BYTES or not 0 <= burst_bytes < _MAX_LIMIT_BYTES:
@@ -306,7 +397,9 @@ def _pack_cfg(cls, rate_bps: int, burst_bytes: int, hist_bucket_bytes: int | Non
     bucket = hist_bucket_bytes or max(1, math.ceil(cls.buffer_bytes / HIST_BUCKETS))
     flags = CFG_ENABLED
     kmin = kmax = pmax_fp = 0
-    if cls.ecn is not None:
+    if timeline:
+        flags |= CFG_TIMELINE
+    if cls.ecn is not None and ecn:
         flags |= CFG_ECN
         kmin, kmax = cls.ecn.kmin_bytes, cls.ecn.kmax_bytes
         pmax_fp = round(cls.ecn.pmax * FP_ONE)
@@ -397,6 +490,7 @@ __all__ = [
     "ClassCounters",
     "MarkerError",
     "MarkerHandle",
+    "TimelineBin",
     "attach_marker",
     "cache_dir",
     "compile_marker",

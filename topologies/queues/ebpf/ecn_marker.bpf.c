@@ -33,6 +33,13 @@
 #define CFG_ENABLED (1u << 0)
 #define CFG_ECN (1u << 1)
 #define CFG_SET_PRIORITY (1u << 2)
+#define CFG_PAUSED (1u << 3)	/* PFC has paused this class: the virtual queue does not drain */
+#define CFG_TIMELINE (1u << 4)	/* record per-bin telemetry in kvf_tl */
+
+/* Telemetry: per class, a ring of TL_SLOTS bins of TL_BIN_NS each (4096 x 100 us = 410 ms of
+ * history); userspace maps the array (BPF_F_MMAPABLE) and copies finished bins out. */
+#define TL_BIN_NS 100000ULL
+#define TL_SLOTS 4096
 
 /* Fixed point: rate_fp is bytes per nanosecond << 32; pmax_fp is probability << 32. */
 #define FP_SHIFT 32
@@ -100,6 +107,25 @@ struct {
 	__type(key, __u32);
 	__type(value, __s64);
 } kvf_adj SEC(".maps");
+
+struct tl_slot {
+	__u64 bin;		/* bpf_ktime_get_ns() / TL_BIN_NS of the packets counted here */
+	__u64 max_depth;	/* deepest virtual queue a packet found in this bin */
+	__u64 last_depth;
+	__u64 bytes;
+	__u32 packets;
+	__u32 marks;
+	__u32 drops;
+	__u32 ect;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_CLASSES * TL_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct tl_slot);
+} kvf_tl SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -235,7 +261,9 @@ int kvf_ecn_mark(struct __sk_buff *skb)
 	if (now > vq->last_ns) {
 		__u64 elapsed = now - vq->last_ns;
 
-		if (elapsed >= cfg->drain_all_ns) {
+		if (cfg->flags & CFG_PAUSED) {
+			/* paused by PFC: nothing leaves the queue */
+		} else if (elapsed >= cfg->drain_all_ns) {
 			vq->bytes = credit_floor;
 		} else {
 			/* elapsed < drain_all_ns bounds elapsed * rate_fp by (limit + burst) << 32. */
@@ -280,6 +308,35 @@ int kvf_ecn_mark(struct __sk_buff *skb)
 	if (mark) {
 		cnt->marks++;
 		cnt->hist_marks[bucket]++;
+	}
+	if (cfg->flags & CFG_TIMELINE) {
+		__u64 bin = now / TL_BIN_NS;
+		__u32 key = cls * TL_SLOTS + (__u32)(bin % TL_SLOTS);
+		struct tl_slot *tl = bpf_map_lookup_elem(&kvf_tl, &key);
+
+		if (tl) {
+			/* Two CPUs may start the same bin at once; telemetry tolerates the race. */
+			if (tl->bin != bin) {
+				tl->max_depth = 0;
+				tl->bytes = 0;
+				tl->packets = 0;
+				tl->marks = 0;
+				tl->drops = 0;
+				tl->ect = 0;
+				tl->bin = bin;
+			}
+			if (depth > tl->max_depth)
+				tl->max_depth = depth;
+			tl->last_depth = depth;
+			__sync_fetch_and_add(&tl->bytes, len);
+			__sync_fetch_and_add(&tl->packets, 1);
+			if (mark)
+				__sync_fetch_and_add(&tl->marks, 1);
+			if (dropped)
+				__sync_fetch_and_add(&tl->drops, 1);
+			if (ect)
+				__sync_fetch_and_add(&tl->ect, 1);
+		}
 	}
 	if (cfg->flags & CFG_SET_PRIORITY)
 		skb->priority = cfg->skb_priority;

@@ -1,0 +1,115 @@
+"""Queue results of a run: counters written before teardown, then summary and plot from the
+files alone (queues/ in the run folder).
+
+queues/queue_counters.csv  per port and class: bytes/packets sent, drops (kernel qdiscs)
+queues/ecn.csv             per port and class: packets, ECT packets, CE marks, CE on arrival,
+                           and the marks per queue-depth bucket (eBPF program)
+queues/telemetry.csv       100 us bins per port and class: deepest queue a packet found, marks
+queues/queue_samples.csv   real qdisc backlog per agent sweep (rows on change)
+queues/pfc_events.csv, pfc_counters.csv, agent.json   see topologies/queues/agent.py
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from . import results
+
+
+def write_queue_counters(run_dir: Path, fabric) -> None:
+    out = run_dir / "queues"
+    out.mkdir(exist_ok=True)
+    results.write_csv(out / "queue_counters.csv", fabric.queue_stats())
+    rows = []
+    for row in fabric.marker_counters():
+        c = row.pop("counters")
+        row["depth_bucket_bytes"] = c.hist_bucket_bytes
+        row["hist_ect"] = " ".join(map(str, c.hist_ect))
+        row["hist_marks"] = " ".join(map(str, c.hist_marks))
+        rows.append(row)
+    results.write_csv(out / "ecn.csv", rows)
+
+
+def queue_approximations(ecn_backend: str) -> list[str]:
+    notes = [
+        "PFC: Linux qdiscs queue at egress and do not record a packet's ingress port, so the "
+        "bytes 802.1Qbb counts per ingress are approximated by the deepest queue of that "
+        "priority on the node's other ports; a congested egress pauses every port that could "
+        "feed it (more head-of-line blocking than a switch with ingress accounting)",
+        "PFC reaction is a userspace agent (netlink qdisc dumps about every 1 ms, SCHED_FIFO); "
+        "pause is applied by slowing the peer's lossless TBF leaf to 1 kbit/s, which lets at "
+        "most two frames through; the headroom is sized for the agent's measured worst case "
+        "(queues.pfc_reaction)",
+    ]
+    if ecn_backend == "ebpf":
+        notes.append("ECN: marked at enqueue by an eBPF program at clsact egress on the depth of "
+                     "a virtual copy of the class queue drained at the link rate, pulled onto "
+                     "the real backlog every 20 ms (the kernel here has no red qdisc)")
+    notes.append("Telemetry: queue depth per 100 us bin is the depth packets found at enqueue "
+                 "(bins without packets are absent); the real backlog is sampled per agent "
+                 "sweep (queue_samples.csv)")
+    return notes
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def analyse_queues(run_dir: Path) -> dict[str, Any]:
+    q = run_dir / "queues"
+    counters = _read(q / "queue_counters.csv")
+    ecn = _read(q / "ecn.csv")
+    pfc = _read(q / "pfc_counters.csv")
+    agent = json.loads((q / "agent.json").read_text()) if (q / "agent.json").exists() else {}
+    drops: dict[str, int] = {}
+    for row in counters:
+        drops[row["class"]] = drops.get(row["class"], 0) + int(row["drops"])
+    summary: dict[str, Any] = {
+        "drops_by_class": drops,
+        "ecn_marks": sum(int(r["marks"]) for r in ecn),
+        "ect_packets": sum(int(r["ect_packets"]) for r in ecn),
+        "pause_frames_sent": sum(int(r["pause_sent"]) for r in pfc),
+        "resume_frames_sent": sum(int(r["resume_sent"]) for r in pfc),
+        "pause_frames_received": sum(int(r["pause_received"]) for r in pfc),
+        "time_paused_s_total": round(sum(float(r["time_paused_s"]) for r in pfc), 4),
+        "telemetry_bin_s": agent.get("telemetry_bin_s"),
+        "agent_sweep_median_s": agent.get("sweep_period_median_s"),
+        "agent_sweep_p99_s": agent.get("sweep_period_p99_s"),
+    }
+    plot = plot_queues(q / "telemetry.csv", run_dir / "queues.png")
+    if plot:
+        summary["plot"] = "queues.png"
+    return summary
+
+
+def plot_queues(telemetry_csv: Path, out: Path, ports: int = 4) -> bool:
+    """Queue depth (deepest per 100 us bin) and marks over time, busiest switch ports."""
+    rows = _read(telemetry_csv)
+    if not rows:
+        return False
+    from .plotting import new_figure, save_figure
+
+    totals: dict[tuple[str, str, str], int] = {}
+    for r in rows:
+        key = (r["node"], r["port"], r["class"])
+        totals[key] = max(totals.get(key, 0), int(r["max_depth_bytes"]))
+    busiest = sorted(totals, key=totals.get, reverse=True)[:ports]
+    fig, (ax_depth, ax_marks) = new_figure(nrows=2, width=8, height=6)
+    for key in busiest:
+        series = [r for r in rows if (r["node"], r["port"], r["class"]) == key]
+        t = [float(r["t_s"]) for r in series]
+        ax_depth.plot(t, [int(r["max_depth_bytes"]) / 1000 for r in series], lw=0.8,
+                      label=f"{key[0]} {key[1]} ({key[2]})")
+        ax_marks.plot(t, [int(r["marks"]) for r in series], lw=0.8)
+    ax_depth.set_ylabel("queue depth at enqueue (KB)")
+    ax_depth.legend(fontsize=7, loc="upper right")
+    ax_marks.set_ylabel("CE marks per 100 us")
+    ax_marks.set_xlabel("time since the fabric came up (s)")
+    save_figure(fig, out)
+    return True

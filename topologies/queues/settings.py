@@ -1,0 +1,127 @@
+"""Fabric-wide queue settings, and the `PortQueues` each port gets from them.
+
+One `QueueSettings` (from the spec's [queues] section) describes every port; `for_port` turns
+it into the classes of one port at that port's rate, so ECN ramps and PFC thresholds scale
+with the link (see `spec.scaled_ecn_ramp`). Zero means "derive it" for every threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .spec import (
+    DSCP_CNP,
+    DSCP_ROCE,
+    HPCC_PMAX,
+    HPCC_RESUME_OFFSET_BYTES,
+    PRIORITY_CNP,
+    PRIORITY_DEFAULT,
+    PRIORITY_ROCE,
+    EcnRamp,
+    PfcThresholds,
+    PortQueues,
+    TrafficClass,
+    scaled_ecn_ramp,
+)
+
+#: A host NIC's lossless queue: large, so a paused NIC holds what the application wrote and
+#: the socket's send buffer, not a drop, pushes back on the application (as a real NIC's
+#: descriptor rings do).
+HOST_LOSSLESS_BUFFER_BYTES = 4 << 20
+
+#: Time from a queue crossing XOFF to the upstream transmitter stopping, which the headroom
+#: must absorb: the queue agent's poll interval, a netlink TBF change, and one frame at each
+#: end. The agent's sweep takes about 1 ms on our 2-core VM (median), 3 ms at p90 and
+#: 13 ms at p99 while 8 senders flood the fabric, with stalls up to 50 ms; 50 ms covers them (see
+#: the agent.json of each run for the sweep periods measured there).
+DEFAULT_PFC_REACTION_S = 0.05
+
+LOSSLESS = "lossless"
+CNP = "cnp"
+LOSSY = "lossy"
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    enabled: bool = True
+    pfc: bool = True
+    ecn: bool = True
+    lossy_ecn: bool = False
+    lossless_dscp: int = DSCP_ROCE
+    cnp_dscp: int = DSCP_CNP
+    lossless_priority: int = PRIORITY_ROCE
+    cnp_priority: int = PRIORITY_CNP
+    kmin_bytes: int = 0          # 0: HPCC's ramp scaled to the port rate
+    kmax_bytes: int = 0
+    pmax: float = HPCC_PMAX
+    xoff_bytes: int = 0          # 0: 2 x Kmax
+    xon_bytes: int = 0           # 0: XOFF - max(3 KB, 2 MTU)
+    headroom_bytes: int = 0      # 0: ingress ports x rate x reaction time + 2 MTU
+    lossless_buffer_bytes: int = 0  # 0: XOFF + headroom
+    lossy_buffer_bytes: int = 64 * 1024
+    lossless_weight: int = 3
+    lossy_weight: int = 1
+    pfc_reaction_s: float = DEFAULT_PFC_REACTION_S
+    telemetry: bool = True
+
+    def ramp(self, rate_bps: int, mtu: int) -> EcnRamp:
+        auto = scaled_ecn_ramp(rate_bps, mtu)
+        kmin = self.kmin_bytes or auto.kmin_bytes
+        kmax = self.kmax_bytes or max(auto.kmax_bytes, kmin)
+        return EcnRamp(kmin, kmax, self.pmax)
+
+    def headroom(self, rate_bps: int, mtu: int, ingress_ports: int) -> int:
+        if self.headroom_bytes:
+            return self.headroom_bytes
+        in_flight = ingress_ports * rate_bps / 8 * self.pfc_reaction_s
+        return math.ceil(in_flight) + 2 * (mtu + 14)
+
+    def pfc_thresholds(self, rate_bps: int, mtu: int, ingress_ports: int) -> PfcThresholds:
+        xoff = self.xoff_bytes or 2 * self.ramp(rate_bps, mtu).kmax_bytes
+        xon = self.xon_bytes or max(0, xoff - max(HPCC_RESUME_OFFSET_BYTES, 2 * mtu))
+        return PfcThresholds(xoff, xon, self.headroom(rate_bps, mtu, ingress_ports))
+
+    def for_port(self, rate_bps: int, mtu: int, *, host: bool, ingress_ports: int = 1,
+                 host_queue_bytes: int = 0) -> PortQueues:
+        """Classes of one egress port. Host NICs get the same classes without ECN marking
+        (a NIC does not mark its own queue) and without PFC thresholds (a host forwards
+        nothing, so it never sends PAUSE), but can be paused."""
+        ramp = self.ramp(rate_bps, mtu)
+        lossless_ecn = ramp if self.ecn and not host else None
+        lossy_ecn = ramp if self.ecn and self.lossy_ecn and not host else None
+        pfc = None
+        if host:
+            lossless_buffer = max(HOST_LOSSLESS_BUFFER_BYTES, self.lossless_buffer_bytes)
+            lossy_buffer = host_queue_bytes or self.lossy_buffer_bytes
+        else:
+            thresholds = self.pfc_thresholds(rate_bps, mtu, ingress_ports)
+            lossless_buffer = self.lossless_buffer_bytes or thresholds.buffer_needed_bytes
+            pfc = thresholds if self.pfc else None
+            lossy_buffer = self.lossy_buffer_bytes
+        return PortQueues(rate_bps=rate_bps, classes=(
+            TrafficClass(LOSSLESS, self.lossless_priority, frozenset({self.lossless_dscp}),
+                         lossless_buffer, lossless=True, weight=self.lossless_weight,
+                         ecn=lossless_ecn, pfc=pfc),
+            TrafficClass(CNP, self.cnp_priority, frozenset({self.cnp_dscp}), 16 * (mtu + 14),
+                         strict=True),
+            TrafficClass(LOSSY, PRIORITY_DEFAULT, frozenset(), lossy_buffer,
+                         weight=self.lossy_weight, ecn=lossy_ecn),
+        ))
+
+    def check(self) -> list[tuple[str, str]]:
+        """(field, problem and fix) for settings that cannot work together."""
+        problems = []
+        if self.lossless_dscp == self.cnp_dscp:
+            problems.append(("cnp_dscp", f"equals lossless_dscp ({self.lossless_dscp}); give "
+                             "CNPs their own DSCP (48 is the common choice)"))
+        if len({self.lossless_priority, self.cnp_priority, PRIORITY_DEFAULT}) != 3:
+            problems.append(("cnp_priority", "lossless, CNP and lossy (0) classes need three "
+                             "different priorities (defaults 3 and 6)"))
+        if self.kmin_bytes and self.kmax_bytes and self.kmin_bytes > self.kmax_bytes:
+            problems.append(("kmin", f"Kmin ({self.kmin_bytes} B) is above Kmax "
+                             f"({self.kmax_bytes} B); lower kmin or raise kmax"))
+        if self.xoff_bytes and self.xon_bytes and self.xon_bytes >= self.xoff_bytes:
+            problems.append(("xon", f"XON ({self.xon_bytes} B) must be below XOFF "
+                             f"({self.xoff_bytes} B); lower xon"))
+        return problems
