@@ -109,7 +109,9 @@ def run_sender(args: argparse.Namespace) -> int:
     qps, tx_socks = build_senders(args)
     rx = open_rx(qps[0].src_ip)
     by_qpn = {qp.qpn: qp for qp in qps}
-    start = args.start_at if args.start_at is not None else time.monotonic()
+    for qp in qps:
+        qp.warm(args.message_bytes, tx_socks[qp.ifname])
+    start = _start_time(args)
     posts = [start + k * args.interval_s for k in range(args.messages)]
     posted = 0
     deadline = start + args.max_duration_s
@@ -140,6 +142,18 @@ def run_sender(args: argparse.Namespace) -> int:
     end = time.monotonic()
     _write_sender_outputs(args, qps, start, end, sum(r.drops for r in rings))
     return 0 if all(qp.requester.done for qp in qps) and posted == len(posts) else 1
+
+
+def _start_time(args: argparse.Namespace) -> float:
+    """--start-at T, or with --start-at stdin: say ready, then read T from stdin (a driver
+    starting many senders gives them one start time once they have all started up)."""
+    if args.start_at == "stdin":
+        print(json.dumps({"ready": True}), flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            raise SystemExit("no start time on stdin")
+        return float(line)
+    return float(args.start_at) if args.start_at is not None else time.monotonic()
 
 
 def _on_control(payload: bytes, by_qpn: dict[int, QpSender], now: float) -> None:
@@ -273,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--message-bytes", type=int, required=True)
     p.add_argument("--interval-s", type=float, default=0.0,
                    help="message k is posted at start + k x interval (0: all at once)")
-    p.add_argument("--start-at", type=float, default=None, help="CLOCK_MONOTONIC start time")
+    p.add_argument("--start-at", default=None,
+                   help="CLOCK_MONOTONIC start time, or 'stdin': print ready, read it there")
     p.add_argument("--time-zero", type=float, default=None,
                    help="CLOCK_MONOTONIC origin of the times written (default: start)")
     p.add_argument("--line-rate-bps", type=float, required=True)

@@ -149,6 +149,10 @@ class TxRing:
             left -= batch
         return n * count
 
+    def prepare(self, shape) -> None:
+        """Build ``shape``'s ICRC tables now rather than at its first run."""
+        self._tables(shape)
+
     def _tables(self, shape) -> tuple[list[int], list[int], int]:
         """ICRC tables of ``shape`` and its number here (shapes live as long as their QP)."""
         entry = self._shapes.get(id(shape))

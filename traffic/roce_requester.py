@@ -165,6 +165,20 @@ class QpSender:
         self._sample_rate(now_s)
         return sent
 
+    def warm(self, message_bytes: int, tx=None) -> None:
+        """Build the frames (and ``tx``'s run tables) a message of this size needs, so the
+        first message does not pay for Scapy and table building."""
+        mtu = self.mtu
+        n = max(1, -(-message_bytes // mtu))
+        if n == 1:
+            self.frames.shape(Opcode.ONLY, message_bytes, message_bytes)
+            return
+        self.frames.shape(Opcode.FIRST, mtu, message_bytes)
+        self.frames.shape(Opcode.LAST, message_bytes - (n - 1) * mtu)
+        middle = self.frames.shape(Opcode.MIDDLE, mtu)
+        if tx is not None and hasattr(tx, "prepare"):
+            tx.prepare(middle)
+
     def on_ack(self, psn: int, now_s: float) -> None:
         self.requester.on_ack(psn, now_s)
 

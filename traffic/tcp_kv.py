@@ -39,7 +39,8 @@ def available_congestion_controls(
 
 
 def send(dst: str, port: int, cc: str, name: str, blocks: int, block_bytes: int,
-         interval_s: float, start_at: float, connect_timeout_s: float = 10.0) -> int:
+         interval_s: float, start_at: str, connect_timeout_s: float = 10.0) -> int:
+    """``start_at``: a CLOCK_MONOTONIC time, or "stdin": connect, print ready, read it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -57,8 +58,12 @@ def send(dst: str, port: int, cc: str, name: str, blocks: int, block_bytes: int,
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     payload = bytes(min(block_bytes, CHUNK_BYTES))
+    if start_at == "stdin":
+        print('{"ready": true}', flush=True)
+        start_at = sys.stdin.readline()
+    start_s = float(start_at)
     for k in range(blocks):
-        posted = start_at + k * interval_s
+        posted = start_s + k * interval_s
         delay = posted - time.monotonic()
         if delay > 0:
             time.sleep(delay)
@@ -112,6 +117,8 @@ def serve(port: int, expect: int, out_path: str, cc_label: str, time_zero: float
                 selector.unregister(conn.sock)
                 continue
             rows += _consume(conn, data, now)
+    if time_zero <= 0 and rows:
+        time_zero = min(r[3] for r in rows)  # the first post: the senders' common start
     with open(out_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(FIELDS)
@@ -156,13 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--blocks", type=int, required=True)
     s.add_argument("--block-bytes", type=int, required=True)
     s.add_argument("--interval-s", type=float, default=0.0)
-    s.add_argument("--start-at", type=float, required=True)
+    s.add_argument("--start-at", required=True, help="CLOCK_MONOTONIC time or 'stdin'")
     r = sub.add_parser("serve")
     r.add_argument("--port", type=int, required=True)
     r.add_argument("--expect", type=int, required=True)
     r.add_argument("--out", required=True)
     r.add_argument("--cc-label", default="")
-    r.add_argument("--time-zero", type=float, default=0.0)
+    r.add_argument("--time-zero", type=float, default=0.0,
+                   help="origin of the times written; 0: the earliest post")
     r.add_argument("--timeout-s", type=float, default=600.0)
     args = parser.parse_args(argv)
     if args.role == "serve":

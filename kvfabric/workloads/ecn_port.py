@@ -1,7 +1,8 @@
 """ECN marking at an incast bottleneck: the port from the receiver's leaf down to the receiver.
 
-If the fabric already runs the eBPF ECN marker on that port (the fabric's own lossless/ECN
-queues), its counters are read through the pins. Otherwise one marker is attached for the run:
+With the fabric's traffic classes on (the default ``[queues]``), every port already has the
+lossless class with ECN and PFC and an eBPF marker counting it; we read that one. With
+``queues.enabled = false`` one marker is attached for the run:
 DSCP 26 on HPCC's ramp scaled to the port rate (``scaled_ecn_ramp``), draining at the port
 rate over the port's own buffer, so DCQCN has CE marks to react to. That is recorded as an
 approximation: one marked port, no PFC, a single FIFO shared by every class.
@@ -16,6 +17,7 @@ from typing import Any
 
 from topologies.fabric import Fabric, Port
 from topologies.queues.ebpf_marker import MarkerHandle, attach_marker, pin_dir_for
+from topologies.queues.settings import LOSSLESS
 from topologies.queues.spec import (
     DSCP_ROCE,
     PRIORITY_DEFAULT,
@@ -37,35 +39,42 @@ def downlink_port(fabric: Fabric, receiver: str) -> Port:
 @dataclass
 class BottleneckEcn:
     port: Port
-    marker: MarkerHandle
+    marker: MarkerHandle | None
     queues: PortQueues | None
+    roce_class: str
     approximation: str | None
 
     def counters(self) -> dict[str, dict[str, int]]:
+        if self.marker is None:
+            return {}
         return {name: {"packets": c.packets, "ect_packets": c.ect_packets, "marks": c.marks,
                        "vq_drops": c.vq_drops}
                 for name, c in self.marker.read_counters().items()}
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"port": f"{self.port.node}:{self.port.ifname}",
-                               "owner": "workload" if self.approximation else "fabric"}
-        if self.queues is not None:
-            ramp = self.queues["roce"].ecn
-            out.update(kmin_bytes=ramp.kmin_bytes, kmax_bytes=ramp.kmax_bytes, pmax=ramp.pmax,
-                       buffer_bytes=self.queues["roce"].buffer_bytes)
+                               "owner": "workload" if self.approximation else "fabric",
+                               "roce_class": self.roce_class}
+        if self.queues is not None and self.queues[self.roce_class].ecn is not None:
+            cls = self.queues[self.roce_class]
+            out.update(kmin_bytes=cls.ecn.kmin_bytes, kmax_bytes=cls.ecn.kmax_bytes,
+                       pmax=cls.ecn.pmax, buffer_bytes=cls.buffer_bytes,
+                       pfc=cls.pfc is not None)
         return out
 
 
 @contextlib.contextmanager
 def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int) -> Iterator[BottleneckEcn]:
     port = downlink_port(fabric, receiver)
-    if (pin_dir_for(port.ifname, port.netns) / "kvf_cnt").exists():
-        handle = MarkerHandle.open_pinned(port.ifname, port.netns)
-        try:
-            yield BottleneckEcn(port, handle, None, None)
-        finally:
-            handle.detach()
+    if getattr(fabric, "queue_settings", None) is not None:
+        marker = None
+        if fabric.markers:
+            marker = fabric.markers[fabric.ports.index(port)]
+        yield BottleneckEcn(port, marker, port.queues, LOSSLESS, None)
         return
+    if (pin_dir_for(port.ifname, port.netns) / "kvf_cnt").exists():
+        raise RuntimeError(f"{port.node}:{port.ifname} already has an ECN marker that this "
+                           "fabric did not report; run `kvfabric clean`")
     buffer_bytes = fabric.topo.buffer_bytes
     queues = PortQueues(rate_bps=port.rate_bps, classes=(
         TrafficClass("roce", PRIORITY_ROCE, {DSCP_ROCE}, buffer_bytes, lossless=True,
@@ -76,10 +85,10 @@ def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int) -> Iterator[Bottlene
     try:
         handle.configure(queues, burst_bytes=htb_burst_bytes(port.rate_bps, mtu))
         ramp = queues["roce"].ecn
-        note = (f"ECN: the fabric has no ECN queues yet, so the workload attached the eBPF "
+        note = (f"ECN: queues.enabled = false, so the workload attached the eBPF "
                 f"virtual-queue marker to {port.node}:{port.ifname} only (DSCP 26, ramp "
                 f"{ramp.kmin_bytes}-{ramp.kmax_bytes} B, Pmax {ramp.pmax}); no PFC, so the "
                 "RoCE class can still drop there; one FIFO for every class")
-        yield BottleneckEcn(port, handle, queues, note)
+        yield BottleneckEcn(port, handle, queues, "roce", note)
     finally:
         handle.detach()

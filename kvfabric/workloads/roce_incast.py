@@ -28,7 +28,7 @@ from .tcp_incast import choose_senders
 
 ROCE_TRANSPORTS = ("roce-dcqcn", "roce-none")
 ROCE_HEADERS_BYTES = 20 + 8 + 12 + 16 + 4  # IPv4, UDP, BTH, RETH (worst case), ICRC
-START_DELAY_S = 2.0  # Python start-up of every endpoint on a busy 2-core host
+START_DELAY_S = 0.3  # from the last sender saying ready to the first post
 
 FIELDS = [
     Field("senders", "int", 7, "prefill hosts sending KV blocks", minimum=1, maximum=256),
@@ -47,7 +47,8 @@ FIELDS = [
     Field("mtu_payload", "int", 1024, "RoCE payload bytes per packet (IB MTU)",
           minimum=256, maximum=4096),
     Field("window", "int", 32, "RoCE packets in flight per QP", minimum=1, maximum=4096),
-    Field("retransmit_timeout", "duration", "20ms", "RoCE transport timer (go-back-N)",
+    Field("retransmit_timeout", "duration", "200ms", "RoCE transport timer (go-back-N); "
+          "longer than a PFC pause, or paused packets time out and are sent again",
           minimum=1e-4, maximum=10),
     Field("ack_coalesce", "int", 1, "RoCE responder: ACK every N packets", minimum=1,
           maximum=1024),
@@ -120,14 +121,14 @@ def run(ctx) -> None:
             ctx.progress.update(transport, f"{len(senders)} senders x {workload['blocks']} "
                                 f"blocks of {size} B -> {workload['receiver']}")
             before = ecn.counters()
-            ports_before = fabric.port_stats()
+            ports_before = _drops(fabric)
             started = time.monotonic()
             if transport.startswith("roce"):
                 _run_roce(ctx, transport, senders, size, out_dir)
             else:
                 _run_tcp(ctx, transport[4:], senders, size, out_dir)
             _write_phase(out_dir, transport, time.monotonic() - started, before,
-                         ecn.counters(), ports_before, fabric.port_stats(), ecn)
+                         ecn.counters(), ports_before, _drops(fabric), ecn)
             fabric.stop_processes()
             time.sleep(0.5)  # let the queues drain before the next transport
 
@@ -154,7 +155,6 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir) -> No
     ready = rx.stdout.readline()
     if not ready:
         raise RuntimeError(f"RoCE receiver on {receiver} exited with {rx.wait()}")
-    start = time.monotonic() + START_DELAY_S
     procs = []
     for i, sender in enumerate(senders):
         s_qpn, r_qpn = _qpns(i)
@@ -162,15 +162,17 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir) -> No
                 "--qp", f"{fabric.host_ips[receiver]}:{s_qpn}:{r_qpn}", "--name", sender,
                 "--out-dir", str(out_dir), "--messages", str(workload["blocks"]),
                 "--message-bytes", str(size), "--interval-s", repr(workload["interval"]),
-                "--start-at", repr(start), "--time-zero", repr(start),
-                "--line-rate-bps", str(line), "--mtu-payload", str(workload["mtu_payload"]),
+                "--start-at", "stdin", "--line-rate-bps", str(line),
+                "--mtu-payload", str(workload["mtu_payload"]),
                 "--window", str(workload["window"]),
                 "--timeout-s", repr(workload["retransmit_timeout"]),
                 "--cc", "dcqcn" if transport == "roce-dcqcn" else "none",
                 "--dcqcn-profile", workload["dcqcn_profile"],
                 "--dcqcn-time-scale", repr(scale),
                 "--max-duration-s", repr(workload["timeout"])]
-        procs.append((sender, fabric.popen(sender, argv, stdout=subprocess.PIPE, text=True)))
+        procs.append((sender, fabric.popen(sender, argv, stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, text=True)))
+    _start_together(procs)
     failed = _wait_all(ctx, procs, workload["timeout"] + START_DELAY_S + 10)
     rx.terminate()
     rx.communicate(timeout=30)
@@ -183,26 +185,39 @@ def _run_tcp(ctx, cc: str, senders: list[str], size: int, out_dir) -> None:
     fabric, workload = ctx.fabric, ctx.spec.workload
     receiver = workload["receiver"]
     python = sys.executable
-    start = time.monotonic() + START_DELAY_S
     expect = len(senders) * workload["blocks"]
     rx = fabric.popen(receiver, [python, "-m", "traffic.tcp_kv", "serve",
                                  "--port", str(workload["tcp_port"]), "--expect", str(expect),
                                  "--out", str(out_dir / "tcp_messages.csv"),
-                                 "--cc-label", cc, "--time-zero", repr(start),
-                                 "--timeout-s", repr(workload["timeout"] + START_DELAY_S)])
+                                 "--cc-label", cc,
+                                 "--timeout-s", repr(workload["timeout"] + 30)])
     procs = []
     for sender in senders:
         argv = [python, "-m", "traffic.tcp_kv", "send",
                 "--dst", f"{fabric.host_ips[receiver]}:{workload['tcp_port']}", "--cc", cc,
                 "--name", sender, "--blocks", str(workload["blocks"]),
                 "--block-bytes", str(size), "--interval-s", repr(workload["interval"]),
-                "--start-at", repr(start)]
-        procs.append((sender, fabric.popen(sender, argv, stdout=subprocess.PIPE, text=True)))
+                "--start-at", "stdin"]
+        procs.append((sender, fabric.popen(sender, argv, stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, text=True)))
+    _start_together(procs)
     failed = _wait_all(ctx, procs, workload["timeout"] + START_DELAY_S + 10)
     code = rx.wait(timeout=30)
     if failed or code != 0:
         raise RuntimeError(f"tcp-{cc}: senders {failed} failed or the receiver got fewer "
                            f"than {expect} blocks (exit {code})")
+
+
+def _start_together(procs) -> None:
+    """Wait until every sender has started up (imports, routes, frames, connections), then
+    give them all one start time."""
+    for name, proc in procs:
+        if not proc.stdout.readline():
+            raise RuntimeError(f"sender on {name} exited with {proc.wait()} before starting")
+    start = repr(time.monotonic() + START_DELAY_S)
+    for _, proc in procs:
+        proc.stdin.write(start + "\n")
+        proc.stdin.flush()
 
 
 def _wait_all(ctx, procs, timeout_s: float) -> list[str]:
@@ -220,17 +235,28 @@ def _wait_all(ctx, procs, timeout_s: float) -> list[str]:
     return failed
 
 
-def _write_phase(out_dir, transport: str, duration_s: float, before, after, ports_before,
-                 ports_after, ecn) -> None:
-    """Per-phase queue facts: marker counters and drops at the receiver's downlink."""
-    port = ecn.port
-    drops = {}
-    for b, a in zip(ports_before, ports_after):
-        if (a["node"], a["ifname"]) == (port.node, port.ifname):
-            drops = {"bottleneck_drops": a["drops"] - b["drops"],
-                     "bottleneck_sent_packets": a["sent_packets"] - b["sent_packets"]}
+def _drops(fabric) -> dict[tuple[str, str, str], int]:
+    """Drops so far per (node, ifname, class): per traffic class where the fabric has them,
+    else the port's single FIFO as class "all"."""
+    if getattr(fabric, "queue_settings", None) is not None:
+        return {(r["node"], r["ifname"], r["class"]): r["drops"] for r in fabric.queue_stats()}
+    return {(r["node"], r["ifname"], "all"): r["drops"] for r in fabric.port_stats()}
+
+
+def _write_phase(out_dir, transport: str, duration_s: float, before, after, drops_before,
+                 drops_after, ecn) -> None:
+    """Per-phase queue facts: marks at the receiver's downlink, drops there and fabric-wide."""
+    port, roce = ecn.port, ecn.roce_class
+    delta = {k: v - drops_before.get(k, 0) for k, v in drops_after.items()}
+    here = {k[2]: v for k, v in delta.items() if (k[0], k[1]) == (port.node, port.ifname)}
     phase = {"transport": transport, "duration_s": duration_s,
-             "bottleneck": f"{port.node}:{port.ifname}", **drops}
+             "bottleneck": f"{port.node}:{port.ifname}", "roce_class": roce,
+             "bottleneck_drops": sum(here.values()),
+             "roce_class_drops_bottleneck": here.get(roce, here.get("all")),
+             "roce_class_drops_all_ports": sum(v for k, v in delta.items() if k[2] == roce)
+             if roce in {k[2] for k in delta} else None,
+             "roce_class_marks": after.get(roce, {}).get("marks", 0)
+             - before.get(roce, {}).get("marks", 0)}
     for name, counts in after.items():
         prev = before.get(name, {})
         for key, value in counts.items():

@@ -20,7 +20,7 @@ from ..plotting import new_figure, save_figure
 SUMMARY_FIELDS = ["transport", "blocks_completed", "blocks_expected", "fct_p50_ms",
                   "fct_p99_ms", "fct_max_ms", "goodput_bps", "cnps_sent", "cnps_received",
                   "rate_cuts", "retransmitted_packets", "timeouts", "ce_marked_packets",
-                  "bottleneck_drops", "roce_class_marks"]
+                  "bottleneck_drops", "roce_class_marks", "roce_class_drops_all_ports"]
 
 
 def read_blocks(folder: Path) -> list[dict[str, Any]]:
@@ -78,7 +78,8 @@ def summarise_transport(folder: Path, expected: int) -> dict[str, Any]:
     phase = _json(folder / "phase.json")
     if phase:
         out["bottleneck_drops"] = phase.get("bottleneck_drops")
-        out["roce_class_marks"] = phase.get("roce_marks")
+        out["roce_class_marks"] = phase.get("roce_class_marks")
+        out["roce_class_drops_all_ports"] = phase.get("roce_class_drops_all_ports")
     return out
 
 
