@@ -111,10 +111,20 @@ def run(ctx) -> None:
     size = block_bytes(workload)
     ctx.record("senders", senders)
     ctx.record("block_bytes", size)
+    scale = time_scale(workload["dcqcn_time_scale"], spec.fabric["host_rate"])
+    notes = [
+        "RoCE endpoints are Python processes (traffic/roce_endpoint.py): frames are real "
+        "RoCEv2 on the wire, but the NIC's transport runs in software; pacing releases frames "
+        "in quanta of 20 us and makes good at most 1 ms of lost time after a late wake-up",
+        f"DCQCN timers and the CNP interval run {scale:g}x the published values (slow motion: "
+        f"25 Gbit/s over the {spec.fabric['host_rate'] / 1e6:g} Mbit/s host rate); rates "
+        "scale with the link (DcqcnParams.scaled_to), byte counters do not",
+    ]
     with bottleneck_ecn(fabric, workload["receiver"], spec.fabric["mtu"]) as ecn:
         ctx.record("ecn_marker", ecn.describe())
-        if ecn.approximation:
-            ctx.record("workload_approximations", [ecn.approximation])
+        ctx.record("dcqcn_time_scale", scale)
+        ctx.record("workload_approximations",
+                   notes + ([ecn.approximation] if ecn.approximation else []))
         for transport in transports(workload):
             out_dir = ctx.run_dir / transport
             out_dir.mkdir(exist_ok=True)
@@ -142,7 +152,7 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir) -> No
     fabric, workload = ctx.fabric, ctx.spec.workload
     receiver = workload["receiver"]
     line = ctx.spec.fabric["host_rate"]
-    scale = time_scale(workload["dcqcn_time_scale"], line)
+    scale = ctx.facts["dcqcn_time_scale"]
     python = sys.executable
     rx_argv = [python, "-m", "traffic.roce_endpoint", "recv", "--bind",
                fabric.host_ips[receiver], "--name", receiver, "--out-dir", str(out_dir),
