@@ -136,18 +136,33 @@ class DataFrames:
 class ControlFrames:
     """ACK, NAK and CNP frames a responder sends to one requester QP.
 
-    ``ep`` is the responder -> requester direction; ``dest_qp`` the requester's QPN.
+    ``ep`` is the responder -> requester direction; ``dest_qp`` the requester's QPN. ACK and
+    NAK differ only in the BTH PSN word and the AETH word: their ICRC is patched from
+    per-byte tables like data frames' (8 lookups), not recomputed.
     """
 
     def __init__(self, ep: Endpoints, *, dest_qp: int) -> None:
         self._ack = bytearray(bytes(ack_packet(ep, dest_qp=dest_qp, psn=0, msn=0)))
+        self._ack[_PSN_WORD:_PSN_WORD + 4] = bytes(4)
+        self._ack[_AETH_OFFSET:_AETH_OFFSET + 4] = bytes(4)
+        self._ack[-ICRC_BYTES:] = compute_icrc(bytes(self._ack))
+        (self._ack_crc,) = _U32_LE.unpack_from(self._ack, len(self._ack) - ICRC_BYTES)
+        message_len = _ICRC_PREFIX_BYTES + len(self._ack) - ETH_BYTES - ICRC_BYTES
+        first = _ICRC_PREFIX_BYTES + _PSN_WORD - ETH_BYTES
+        self._tables = _byte_delta_tables(message_len, first, 8)  # PSN word, then AETH
         self.cnp = bytes(cnp_packet(ep, dest_qp=dest_qp))
 
     def ack(self, psn: int, msn: int, syndrome: int = AETH_ACK) -> bytes:
         buf = self._ack
-        _U32_BE.pack_into(buf, _PSN_WORD, psn & 0xFFFFFF)
-        _U32_BE.pack_into(buf, _AETH_OFFSET, (syndrome << 24) | (msn & 0xFFFFFF))
-        buf[-ICRC_BYTES:] = compute_icrc(bytes(buf))
+        psn_word = psn & 0xFFFFFF
+        aeth_word = (syndrome << 24) | (msn & 0xFFFFFF)
+        _U32_BE.pack_into(buf, _PSN_WORD, psn_word)
+        _U32_BE.pack_into(buf, _AETH_OFFSET, aeth_word)
+        t = self._tables
+        crc = self._ack_crc
+        for i, byte in enumerate((psn_word << 32 | aeth_word).to_bytes(8, "big")):
+            crc ^= t[i][byte]
+        _U32_LE.pack_into(buf, len(buf) - ICRC_BYTES, crc)
         return bytes(buf)
 
     def nak(self, psn: int, msn: int, code: int = 0) -> bytes:
