@@ -22,6 +22,7 @@ lint: setup
 
 bench: setup
 	$(PY) bench/bringup.py
+	$(PY) bench/queues.py
 	$(PY) bench/roce_sender.py
 
 doctor: setup

@@ -99,20 +99,37 @@ def our_qos_rows() -> list[str]:
     return _ovs_query(query)
 
 
+def our_agents() -> list[int]:
+    """Queue agents (root namespace) still running: each registers its pid in a file."""
+    from topologies.queues.agent import live_agent_pids
+
+    return live_agent_pids()
+
+
+def ovs_send_buffer_raised() -> list[str]:
+    from topologies.ovs_send_buffer import STATE_FILE
+
+    return [str(STATE_FILE)] if STATE_FILE.exists() else []
+
+
 def leftovers() -> dict[str, list]:
     """What kvfabric created that still exists."""
     pins = sorted(str(p) for p in BPF_PIN_DIR.rglob("*")) if BPF_PIN_DIR.exists() else []
     namespaces = our_namespaces()
     return {"namespaces": namespaces, "processes": processes_in_namespaces(namespaces),
-            "bridges": our_bridges(), "ovs_qos": our_qos_rows(),
-            "interfaces": our_root_interfaces(), "bpf_pins": pins}
+            "queue_agents": our_agents(), "bridges": our_bridges(), "ovs_qos": our_qos_rows(),
+            "interfaces": our_root_interfaces(), "bpf_pins": pins,
+            "ovs_send_buffer": ovs_send_buffer_raised()}
 
 
 def clean() -> dict[str, list]:
     """Remove every leftover; returns what was found (and removed)."""
     from topologies import netlink, openflow
+    from topologies.ovs_send_buffer import restore
+    from topologies.queues.agent import stop_agents
 
     found = leftovers()
+    stop_agents(found["queue_agents"])
     kill_processes_in_namespaces(found["namespaces"])
     openflow.delete_bridges(found["bridges"])
     openflow.delete_qos_rows(our_qos_rows())
@@ -121,4 +138,6 @@ def clean() -> dict[str, list]:
         netlink.delete_namespace(name)
     if BPF_PIN_DIR.exists():
         shutil.rmtree(BPF_PIN_DIR, ignore_errors=True)
+    if found["ovs_send_buffer"]:
+        restore()
     return found

@@ -80,6 +80,7 @@ class Fabric:
         self.queue_dir = Path(queue_dir) if queue_dir is not None else None
         self.markers: list = []
         self.agent: subprocess.Popen | None = None
+        self._ovs_sndbuf = None
         self.ovs_datapath = (openflow.detect_ovs_datapath() if ovs_datapath == "auto"
                              else ovs_datapath)
         self.plans: list[LinkPlan] = plan_links(topo, mode)
@@ -261,8 +262,12 @@ class Fabric:
                 netns=port.netns, ifname=port.ifname, ifindex=port.ifindex, mac=port.mac,
                 peer=port.peer_node, rate_bps=port.rate_bps, mtu=self.topo.mtu,
                 classes=classes))
+        # In openflow mode one dump covers every switch port (all in the root namespace) and
+        # costs more, so sweep every 1 ms there; the agent sleeps at least as long as each
+        # sweep took, which leaves the datapath (userspace OVS) its share of the CPU.
         return AgentConfig(out_dir=str(self.queue_dir), ports=ports,
-                           pfc=self.queue_settings.pfc, telemetry=self.queue_settings.telemetry)
+                           pfc=self.queue_settings.pfc, telemetry=self.queue_settings.telemetry,
+                           sweep_s=0.001 if self.mode == "openflow" else 0.0005)
 
     def _start_agent(self) -> None:
         if self.queue_dir is None:
@@ -335,6 +340,10 @@ class Fabric:
         return rows
 
     def _configure_ovs(self) -> None:
+        if self.ovs_datapath == "netdev":
+            from .ovs_send_buffer import raise_send_buffer
+
+            self._ovs_sndbuf = raise_send_buffer()
         self.bridges = [openflow.bridge_name(s) for s in self.topo.routers()]
         openflow.create_bridges(self.topo, self.plans, self.ovs_datapath)
         openflow.install_static_rules(self.topo)
@@ -419,6 +428,11 @@ class Fabric:
         self.bridges = []
         netlink.delete_root_interfaces(self.root_interfaces)
         self.root_interfaces = []
+        if self._ovs_sndbuf is not None:
+            from .ovs_send_buffer import restore
+
+            restore(self._ovs_sndbuf)
+            self._ovs_sndbuf = None
         for name in self.namespaces:
             netlink.delete_namespace(name)
         self.namespaces = []

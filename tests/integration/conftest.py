@@ -23,10 +23,10 @@ def fabric_of():
     """fabric_of(mode, **LeafSpine kwargs) builds a fabric under the lock; torn down after."""
     built = []
 
-    def make(mode: str, **kwargs) -> Fabric:
+    def make(mode: str, queues=None, queue_dir=None, **kwargs) -> Fabric:
         lock = fabric_lock("pytest")
         lock.__enter__()
-        fabric = Fabric(LeafSpine(**kwargs), mode)
+        fabric = Fabric(LeafSpine(**kwargs), mode, queues=queues, queue_dir=queue_dir)
         built.append((fabric, lock))
         fabric.build()
         return fabric

@@ -29,6 +29,7 @@ telemetry.csv (100 us bins), pfc_events.csv, pfc_counters.csv, agent.json (sweep
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -58,7 +59,7 @@ PACKET_OUTGOING = 4
 KICK_ETHERTYPE = 0x88B5
 TELEMETRY_PERIOD_S = 0.1
 RESYNC_PERIOD_S = 0.02
-HOST_SAMPLE_PERIOD_S = 0.01
+FULL_SAMPLE_PERIOD_S = 0.01
 
 
 @dataclass
@@ -97,6 +98,7 @@ class AgentConfig:
     pfc: bool = True
     telemetry: bool = True
     sweep_s: float = 0.0005
+    realtime: bool = True    # SCHED_FIFO; off where a userspace datapath needs the CPU
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -198,6 +200,13 @@ class QueueAgent:
                 port.marker.class_names[:len(cfg.classes)] = [c.name for c in cfg.classes]
             except OSError:
                 port.marker = None  # no marker on this port: no virtual queue, no bins
+        # Lossless leaves of the ports of nodes that send PAUSE, per namespace.
+        self.pfc_leaves: dict[str | None, set[tuple[int, int]]] = {}
+        for port in self.ports:
+            if any(c.xoff_bytes for c in port.cfg.classes) or (
+                    port.cfg.role != "host" and any(c.lossless for c in port.cfg.classes)):
+                self.pfc_leaves.setdefault(port.cfg.netns, set()).update(
+                    (port.cfg.ifindex, c.leaf) for c in port.cfg.classes if c.lossless)
         self.pfc_nodes: dict[str, list[PortRuntime]] = {}
         for port in self.ports:
             if port.send_states:
@@ -322,11 +331,17 @@ class QueueAgent:
                     self._resume(port, priority, None, now)
 
     # -- sampling ------------------------------------------------------------------------
-    def _sample(self, namespaces: list[str | None], now: float) -> dict[tuple[str, int], int]:
+    def _sample(self, namespaces: list[str | None], now: float,
+                pfc_only: bool = False) -> dict[tuple[str, int], int]:
+        """Read the real backlogs. `pfc_only`: just the lossless leaves PFC decides on (the
+        fast path, every sweep); otherwise every class of every port."""
         backlog: dict[tuple[str, int], int] = {}
         for netns in namespaces:
+            wanted = self.pfc_leaves.get(netns, set()) if pfc_only else None
+            if pfc_only and not wanted:
+                continue
             try:
-                stats = self.routes[netns].dump_qdiscs()
+                stats = self.routes[netns].dump_qdiscs(wanted)
             except OSError:
                 continue
             by_key = {(s.ifindex, s.handle): s for s in stats}
@@ -334,6 +349,8 @@ class QueueAgent:
                 if ns != netns:
                     continue
                 for cls in port.cfg.classes:
+                    if pfc_only and (ifindex, cls.leaf) not in wanted:
+                        continue
                     s = by_key.get((ifindex, cls.leaf))
                     if s is None:
                         continue
@@ -389,27 +406,31 @@ class QueueAgent:
                            key=lambda n: n or "")
         host_ns = sorted({p.cfg.netns for p in self.ports if p.cfg.role == "host"} - set(switch_ns),
                          key=lambda n: n or "")
-        next_telemetry = next_resync = next_hosts = time.monotonic()
+        next_telemetry = next_resync = next_full = time.monotonic()
         last = time.monotonic()
         while not self.stop:
             now = time.monotonic()
             self.sweep_periods.append(now - last)
             last = now
             self.sweeps += 1
-            backlog = self._timed("sample", self._sample, switch_ns, now)
+            full = now >= next_full
+            if full:  # every class of every port, for the record and the resync
+                backlog = self._timed("sample_all", self._sample, switch_ns + host_ns, now)
+                next_full = now + FULL_SAMPLE_PERIOD_S
+            else:
+                backlog = self._timed("sample", self._sample, switch_ns, now, True)
             if self.config.pfc:
                 self._timed("pfc", self._run_pfc, backlog, now)
-            if now >= next_hosts:
-                self._timed("sample_hosts", self._sample, host_ns, now)
-                next_hosts = now + HOST_SAMPLE_PERIOD_S
-            if now >= next_resync:
+            if full and now >= next_resync:
                 self._timed("resync", self._resync, backlog)
                 next_resync = now + RESYNC_PERIOD_S
             if self.config.telemetry and now >= next_telemetry:
                 self._timed("telemetry", self._read_telemetry)
                 next_telemetry = now + TELEMETRY_PERIOD_S
-            self._timed("receive", self._receive,
-                        self.config.sweep_s - (time.monotonic() - now))
+            # Sleep at least as long as the sweep took: the agent runs SCHED_FIFO and must
+            # leave at least half a core to the datapath (OVS userspace) and the traffic.
+            busy = time.monotonic() - now
+            self._timed("receive", self._receive, max(self.config.sweep_s - busy, busy))
         self._finish()
 
     def _timed(self, phase: str, func, *args):
@@ -476,6 +497,45 @@ def _realtime_priority() -> str:
             return "default"
 
 
+AGENT_DIR = Path("/run/kvfabric/agents")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def live_agent_pids() -> list[int]:
+    """Agents that registered themselves and are still this program (pid not reused)."""
+    if not AGENT_DIR.is_dir():
+        return []
+    pids = []
+    for entry in AGENT_DIR.iterdir():
+        pid = int(entry.name) if entry.name.isdigit() else None
+        if pid and "topologies.queues.agent" in _cmdline(pid):
+            pids.append(pid)
+        else:
+            entry.unlink(missing_ok=True)  # stale registration
+    return sorted(pids)
+
+
+def stop_agents(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        (AGENT_DIR / str(pid)).unlink(missing_ok=True)
+
+
+def _die_with_parent() -> None:
+    """SIGTERM us when the process that started us dies, even by SIGKILL."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m topologies.queues.agent CONFIG.json", file=sys.stderr)
@@ -488,7 +548,11 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    scheduling = _realtime_priority()
+    _die_with_parent()
+    AGENT_DIR.mkdir(parents=True, exist_ok=True)
+    registration = AGENT_DIR / str(os.getpid())
+    registration.write_text(config.out_dir)
+    scheduling = _realtime_priority() if config.realtime else "default"
     agent.open()
     ready = Path(config.out_dir) / ".agent-ready"
     agent.scheduling = scheduling
@@ -498,6 +562,7 @@ def main(argv: list[str]) -> int:
     finally:
         agent.close()
         ready.unlink(missing_ok=True)
+        registration.unlink(missing_ok=True)
     return 0
 
 

@@ -147,12 +147,16 @@ class RouteSocket:
                     return
                 yield msg_type, body
 
-    def dump_qdiscs(self) -> list[QdiscStats]:
+    def dump_qdiscs(self, wanted: set[tuple[int, int]] | None = None) -> list[QdiscStats]:
+        """Every qdisc of the namespace, or only the (ifindex, handle) pairs in `wanted`
+        (the kernel dumps them all; skipping the others saves the parsing)."""
         seq = self._send(RTM_GETQDISC, NLM_F_REQUEST | NLM_F_DUMP,
                          _TCMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))
         out = []
         for _type, body in self._replies(seq):
             _family, ifindex, handle, parent, _info = _TCMSG.unpack_from(body)
+            if wanted is not None and (ifindex, handle) not in wanted:
+                continue
             kind = ""
             basic = (0, 0)
             queue = (0, 0, 0, 0, 0)
