@@ -90,11 +90,14 @@ def build_senders(args: argparse.Namespace) -> tuple[list[QpSender], dict[str, o
         frames = DataFrames(ep, dest_qp=remote_qpn, mtu_payload_bytes=args.mtu_payload)
         req = Requester(args.mtu_payload, args.window, args.timeout_s)
         rp = None
+        max_burst_s = args.max_burst_s
         if args.cc == "dcqcn":
-            rp = DcqcnReactionPoint(DcqcnParams.scaled_to(
-                line, args.dcqcn_profile, time_scale=time_scale(args.dcqcn_time_scale, line)))
+            params = DcqcnParams.scaled_to(
+                line, args.dcqcn_profile, time_scale=time_scale(args.dcqcn_time_scale, line))
+            rp = DcqcnReactionPoint(params)
+            max_burst_s = min(max_burst_s, params.rate_increase_timer_s)
         qp = QpSender(local_qpn, frames, req, rp, math.inf if args.unpaced else line,
-                      Pacer(args.max_burst_s))
+                      Pacer(max_burst_s))
         qp.ifname = route.ifname
         qp.src_ip = route.src_ip
         senders.append(qp)

@@ -18,10 +18,12 @@ DEFAULT_QUANTUM_S = 20e-6
 """Frames due within this long are sent together: at 1 Gbit/s a frame lasts 9 us, less than one
 pass of a Python loop plus a send() here, so exact per-frame release cannot hold the rate; a
 NIC's rate limiter has the same kind of granularity, finer."""
-DEFAULT_MAX_BURST_S = 1e-3
-"""Catch-up allowed after a late wake-up. On a loaded 2-core VM sleeps overshoot by up to about
-a millisecond; with 200 us of catch-up a 50 Mbit/s flow lost 10% of its rate (measured with
-bench/roce_sender.py), as HTB did with short bursts (topologies/shaping.py)."""
+DEFAULT_MAX_BURST_S = 10e-3
+"""Catch-up allowed after a late wake-up. This VM's sleeps overshoot by 50-70 us at the median
+and by up to ~6 ms at the tail (2-3% of each second lost in stalls over 1 ms); with 1 ms of
+catch-up paced flows ran 2-4.5% slow, with 10 ms within 1% (bench/roce_sender.py). The price is
+a burst after a stall; with DCQCN the endpoint caps it at one rate-increase timer period (the
+scale on which DCQCN sets the rate), see ``traffic.roce_endpoint``."""
 
 
 class Pacer:

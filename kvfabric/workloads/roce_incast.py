@@ -116,7 +116,8 @@ def run(ctx) -> None:
     notes = [
         "RoCE endpoints are Python processes (traffic/roce_endpoint.py): frames are real "
         "RoCEv2 on the wire, but the NIC's transport runs in software; pacing releases frames "
-        "in quanta of 20 us and makes good at most 1 ms of lost time after a late wake-up",
+        "in quanta of 20 us and after a late wake-up makes good at most 10 ms (capped at one "
+        "DCQCN rate-increase period) of lost time, as a burst",
         f"DCQCN timers and the CNP interval run {scale:g}x the published values (slow motion: "
         f"25 Gbit/s over the {spec.fabric['host_rate'] / 1e6:g} Mbit/s host rate); rates "
         "scale with the link (DcqcnParams.scaled_to), byte counters do not",
