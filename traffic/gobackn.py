@@ -138,6 +138,10 @@ class Requester:
         return msg.msg_id
 
     @property
+    def posted_messages(self) -> int:
+        return len(self._messages)
+
+    @property
     def next_psn(self) -> int:
         """PSN of the next packet :meth:`next_segment` would return."""
         return self._psn(self._next_seq)

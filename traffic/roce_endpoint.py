@@ -112,18 +112,20 @@ def run_sender(args: argparse.Namespace) -> int:
     qps, tx_socks = build_senders(args)
     rx = open_rx(qps[0].src_ip)
     by_qpn = {qp.qpn: qp for qp in qps}
-    for qp in qps:
-        qp.warm(args.message_bytes, tx_socks[qp.ifname])
+    plan = _schedule(args, qps)  # (offset_s, qpn, size_bytes), in time order
+    sizes = {(qpn, size) for _, qpn, size in plan}
+    for qpn, size in sorted(sizes)[:64]:
+        by_qpn[qpn].warm(size, tx_socks[by_qpn[qpn].ifname])
     start = _start_time(args)
-    posts = [start + k * args.interval_s for k in range(args.messages)]
+    posts = [start + offset for offset, _, _ in plan]
     posted = 0
     deadline = start + args.max_duration_s
     rings = list(tx_socks.values())
     while not stop.requested:
         now = time.monotonic()
         while posted < len(posts) and posts[posted] <= now:
-            for qp in qps:
-                qp.requester.post(args.message_bytes, posts[posted])
+            _, qpn, size = plan[posted]
+            by_qpn[qpn].requester.post(size, posts[posted])
             posted += 1
         while (item := recv(rx)) is not None:
             _on_control(item[0], by_qpn, time.monotonic())
@@ -145,6 +147,24 @@ def run_sender(args: argparse.Namespace) -> int:
     end = time.monotonic()
     _write_sender_outputs(args, qps, start, end, sum(r.drops for r in rings))
     return 0 if all(qp.requester.done for qp in qps) and posted == len(posts) else 1
+
+
+def _schedule(args: argparse.Namespace, qps: list[QpSender]) -> list[tuple[float, int, int]]:
+    """Messages to post: ``--messages`` of ``--message-bytes`` on every QP every
+    ``--interval-s``, or the rows of ``--schedule`` (CSV: offset_s, qpn, size_bytes)."""
+    if args.schedule:
+        with open(args.schedule, newline="") as f:
+            rows = [(float(r["offset_s"]), int(r["qpn"], 0), int(r["size_bytes"]))
+                    for r in csv.DictReader(f)]
+        known = {qp.qpn for qp in qps}
+        unknown = {qpn for _, qpn, _ in rows} - known
+        if unknown:
+            raise SystemExit(f"--schedule names QPs {sorted(unknown)} not given with --qp")
+        return sorted(rows)
+    if args.messages is None or args.message_bytes is None:
+        raise SystemExit("give --messages and --message-bytes, or --schedule")
+    return [(k * args.interval_s, qp.qpn, args.message_bytes)
+            for k in range(args.messages) for qp in qps]
 
 
 def _start_time(args: argparse.Namespace) -> float:
@@ -203,7 +223,7 @@ def _write_sender_outputs(args, qps: list[QpSender], start: float, end: float,
     for qp in qps:
         req, rp = qp.requester, qp.rp
         stats["qps"].append({
-            "qpn": qp.qpn, "messages_posted": args.messages,
+            "qpn": qp.qpn, "messages_posted": qp.requester.posted_messages,
             "messages_completed": len(req.completions), "sent_packets": req.sent_packets,
             "sent_bytes": qp.sent_bytes, "retransmitted_packets": req.retransmitted_packets,
             "timeouts": req.timeouts, "naks_received": req.naks_received,
@@ -286,8 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qp", action="append", required=True, help="PEER_IP:LOCAL_QPN:REMOTE_QPN")
     p.add_argument("--name", required=True)
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--messages", type=int, required=True)
-    p.add_argument("--message-bytes", type=int, required=True)
+    p.add_argument("--messages", type=int, default=None)
+    p.add_argument("--message-bytes", type=int, default=None)
+    p.add_argument("--schedule", default=None,
+                   help="CSV with offset_s,qpn,size_bytes rows instead of --messages")
     p.add_argument("--interval-s", type=float, default=0.0,
                    help="message k is posted at start + k x interval (0: all at once)")
     p.add_argument("--start-at", default=None,

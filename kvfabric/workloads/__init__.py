@@ -7,6 +7,6 @@
 
 from __future__ import annotations
 
-from . import roce_incast, tcp_incast
+from . import kv_trace, roce_incast, tcp_incast
 
-WORKLOADS = {"tcp_incast": tcp_incast, "roce_incast": roce_incast}
+WORKLOADS = {"tcp_incast": tcp_incast, "roce_incast": roce_incast, "kv_trace": kv_trace}

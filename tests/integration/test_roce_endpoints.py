@@ -128,3 +128,20 @@ def test_roce_incast_experiment_runs_both_transports_on_a_fabric(tmp_path, nothi
     assert any("eBPF" in a for a in summary["approximations"]) or \
         summary["facts"]["ecn_marker"]["owner"] == "fabric"
     nothing_left()
+
+
+def test_kv_trace_experiment_completes_every_planned_transfer(tmp_path, nothing_left):
+    proc = subprocess.run(
+        [sys.executable, "-m", "kvfabric.cli", "run", "kv_trace", "--results", str(tmp_path),
+         "--set", "workload.duration=2s", "--set", "workload.prefill=2"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "kv_trace").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    results = summary["results"]
+    assert summary["status"] == "ok" and results["all_transfers_completed"]
+    with (run_dir / "plan.csv").open() as f:
+        assert results["blocks_completed"] == len(f.readlines()) - 1 > 0
+    for name in ("plan.csv", "kv_trace.png", "roce/roce_receiver_h1.json"):
+        assert (run_dir / name).stat().st_size > 0, name
+    nothing_left()

@@ -207,3 +207,18 @@ def test_responder_acks_naks_a_gap_and_paces_cnps():
 def test_ce_bits():
     assert is_ce(0b11) and is_ce((26 << 2) | 3)
     assert not is_ce((26 << 2) | 2) and not is_ce(0)
+
+
+def test_kv_trace_plan_maps_pools_onto_hosts_and_keeps_nic0():
+    from kvfabric.spec import load_spec
+    from kvfabric.workloads.kv_trace import plan
+
+    spec = load_spec("kv_trace")
+    hosts = spec.make_topology().host_names()
+    transfers = plan(spec.workload, hosts, seed=1)
+    assert transfers
+    assert {t.dst for t in transfers} <= {"h1", "h2"}
+    assert {t.src for t in transfers} <= {"h3", "h4", "h5", "h6"}
+    # llama-3-8b, 256 tokens, one of 8 shards (1 KV head of 8): 256 x 16 KiB
+    assert {t.size_bytes for t in transfers} == {256 * 16384}
+    assert [t.start_s for t in transfers] == sorted(t.start_s for t in transfers)
