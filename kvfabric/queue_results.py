@@ -82,10 +82,30 @@ def analyse_queues(run_dir: Path) -> dict[str, Any]:
         "agent_sweep_median_s": agent.get("sweep_period_median_s"),
         "agent_sweep_p99_s": agent.get("sweep_period_p99_s"),
     }
+    summary.update(bottleneck_depth(_read(q / "telemetry.csv")))
     plot = plot_queues(q / "telemetry.csv", run_dir / "queues.png")
     if plot:
         summary["plot"] = "queues.png"
     return summary
+
+
+def bottleneck_depth(rows: list[dict[str, str]]) -> dict[str, Any]:
+    """Queue depth (from 100 us bins) at the port and class that carried the most bytes
+    while queued: the run's bottleneck."""
+    queued: dict[tuple[str, str, str], list[int]] = {}
+    for r in rows:
+        queued.setdefault((r["node"], r["port"], r["class"]), []).append(
+            int(r["max_depth_bytes"]))
+    if not queued:
+        return {}
+    key = max(queued, key=lambda k: sum(queued[k]))
+    depths = sorted(queued[key])
+    if not depths[-1]:
+        return {}
+    pick = lambda q: depths[min(len(depths) - 1, int(q * len(depths)))]  # noqa: E731
+    return {"bottleneck": f"{key[0]} {key[1]} ({key[2]})",
+            "bottleneck_depth_p50_bytes": pick(0.5), "bottleneck_depth_p99_bytes": pick(0.99),
+            "bottleneck_depth_max_bytes": depths[-1]}
 
 
 def plot_queues(telemetry_csv: Path, out: Path, ports: int = 4) -> bool:

@@ -117,6 +117,7 @@ def recv(args: argparse.Namespace) -> dict:
     for f in flows.values():
         f["missing"] = f["max_seq"] + 1 - f["packets"]
         span = f["last_s"] - f["first_s"]
+        f["span_s"] = round(span, 6)
         f["rate_bps"] = f["bytes"] * 8 / span if span > 0 else 0.0
         del f["first_s"], f["last_s"]
     return {"role": "recv", "socket_buffer_drops": socket_drops,

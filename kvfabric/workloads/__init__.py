@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
-from . import kv_trace, roce_incast, tcp_incast
+from . import kv_trace, roce_incast, tcp_flows, tcp_incast, udp_flows
 
-WORKLOADS = {"tcp_incast": tcp_incast, "roce_incast": roce_incast, "kv_trace": kv_trace}
+WORKLOADS = {"tcp_incast": tcp_incast, "tcp_flows": tcp_flows, "udp_flows": udp_flows,
+             "roce_incast": roce_incast, "kv_trace": kv_trace}

@@ -73,8 +73,11 @@ def test_marking_follows_the_ramp(fabric_of, mode):
                       if r["node"] == "l1" and r["peer"] == "h3" and r["class"] == "lossless")
     bucket = bottleneck.hist_bucket_bytes
     checked = 0
+    table = []
     for i, (ect, marks) in enumerate(zip(bottleneck.hist_ect, bottleneck.hist_marks)):
         lo, hi = i * bucket, (i + 1) * bucket
+        table.append(f"{lo / 1000:6.1f}-{hi / 1000:6.1f} KB  ECT {ect:5d}  marked "
+                     f"{marks / ect if ect else 0:.3f}  ramp {_ramp_expectation(ramp, lo, hi):.3f}")
         if hi <= ramp.kmin_bytes:
             assert marks == 0, f"marks below Kmin in bucket {lo}-{hi}"
         if ect < 200 or i == len(bottleneck.hist_ect) - 1:  # last bucket is open-ended
@@ -83,6 +86,8 @@ def test_marking_follows_the_ramp(fabric_of, mode):
         measured = marks / ect
         assert abs(measured - expected) <= 0.05, (i, lo, hi, ect, marks, measured, expected)
         checked += 1
+    print(f"\n{mode}: marked fraction per depth bucket (Kmin 20 KB, Kmax 80 KB, Pmax 0.2)\n"
+          + "\n".join(table))
     assert checked >= 8, f"too few depth buckets had traffic: {bottleneck.hist_ect}"
     ce_received = sum(f["ce"] for f in result["receivers"]["h3"]["flows"])
     marks = sum(r["marks"] for r in fabric.marker_counters())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -118,4 +119,32 @@ def test_failed_run_keeps_its_folder_with_status_failed(tmp_path, nothing_left):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and "exited with 1" in summary["error"]
     assert (run_dir / "flows.csv").exists() and (run_dir / "env.json").exists()
+    nothing_left()
+
+
+def test_queue_results_are_written_with_the_run(tmp_path, nothing_left):
+    """A run with traffic classes keeps its telemetry (100 us bins), PFC counters and events,
+    queue counters and the plot, and says which ECN backend ran."""
+    proc = subprocess.run(_kvfabric("run", "pfc_spreading", "--set", "workload.duration=2s",
+                                    results=tmp_path), capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run_dir,) = (tmp_path / "pfc_spreading").iterdir()
+    for name in ("queues/telemetry.csv", "queues/queue_samples.csv", "queues/pfc_events.csv",
+                 "queues/pfc_counters.csv", "queues/queue_counters.csv", "queues/ecn.csv",
+                 "queues/agent.json", "queues.png", "flows.csv", "flows.png"):
+        assert (run_dir / name).stat().st_size > 0, name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    queues = summary["queues"]
+    assert queues["pause_frames_sent"] > 0 and queues["drops_by_class"]["lossless"] == 0
+    assert queues["telemetry_bin_s"] == 0.0001
+    assert any("PFC" in note for note in summary["approximations"])
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["queues"]["ecn_backend"] in ("red", "ebpf")
+    with open(run_dir / "queues" / "telemetry.csv") as f:
+        rows = list(csv.DictReader(f))
+    deepest = max(int(r["max_depth_bytes"]) for r in rows if r["class"] == "lossless")
+    assert deepest > 10_000  # the congested port's queue, seen in 100 us bins
+    bins = sorted({float(r["t_s"]) for r in rows if r["port"] == "l2-eth1"})
+    assert min(b - a for a, b in zip(bins, bins[1:])) == pytest.approx(1e-4, abs=1e-5)
     nothing_left()
