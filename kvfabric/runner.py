@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controllers.process import start_for_run as start_controller
 from topologies.fabric import Fabric
 
 from . import results
@@ -105,6 +106,7 @@ def run_experiment(spec: Spec, results_root: Path, capture: str | None = None,
     topo = spec.make_topology()
     capture_links = parse_capture(capture, topo)  # bad names fail here, before anything
     with fabric_lock(f"kvfabric run {spec.name}"):
+        _remove_stale_state(progress)
         run_dir = results.new_run_dir(results_root, spec.name)
         return _run_locked(spec, topo, capture_links, run_dir, progress)
 
@@ -121,8 +123,10 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
     fabric = Fabric(topo, spec.fabric["mode"], _ovs_datapath(spec.fabric["ovs_datapath"]),
                     queues=queue_settings,
                     ecn_backend=spec.queues.get("ecn_backend", "auto") if spec.queues else "auto",
-                    queue_dir=run_dir / "queues" if queue_settings else None)
+                    queue_dir=run_dir / "queues" if queue_settings else None,
+                    static_rules=spec.fabric["controller"] == "static")
     ctx = RunContext(spec, fabric, run_dir, progress)
+    controller = None
     workload = WORKLOADS[spec.workload["kind"]]
     try:
         with _signals_raise():
@@ -138,6 +142,9 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
                 _record_queue_backends(run_dir, fabric)
             log.info("fabric up in %.2f s: %s", timings["bringup_s"],
                      fabric.build_timings.phases_s)
+            if spec.fabric["controller"] != "static" and spec.fabric["mode"] == "openflow":
+                progress.update("starting controller", spec.fabric["controller"])
+            controller = start_controller(ctx)
             if capture_links:
                 ctx.record("captures", [p.name for p in
                                         start_captures(fabric, capture_links, run_dir)])
@@ -145,6 +152,8 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
             progress.update("running workload", spec.workload["kind"])
             started = time.perf_counter()
             workload.run(ctx)
+            if controller is not None:
+                controller.raise_if_dead()
             timings["workload_s"] = time.perf_counter() - started
             _write_port_deltas(run_dir, before, fabric.port_stats())
             if queue_settings is not None:
@@ -159,6 +168,8 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
             progress.update("tearing down")
             started = time.perf_counter()
             try:
+                if controller is not None:
+                    controller.stop()
                 fabric.teardown()
             except Exception as exc:
                 status, error = "failed", error or f"teardown: {_describe(exc)}"
@@ -202,7 +213,7 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
             ["OVS userspace datapath (netdev): lower throughput than the kernel datapath; "
              "tx checksum offload off on veths"]
             if spec.fabric["mode"] == "openflow" and ctx.fabric.ovs_datapath == "netdev"
-            else []) + list(ctx.facts.get("workload_approximations", [])),
+            else []) + ctx.facts.pop("approximations", []),
     }
     results.write_json(run_dir / "summary.json", summary)
     return summary
@@ -219,6 +230,18 @@ def _write_port_deltas(run_dir: Path, before: list[dict], after: list[dict]) -> 
         row["backlog_bytes_at_end"] = a["backlog_bytes"]
         rows.append(row)
     results.write_csv(run_dir / "links.csv", rows)
+
+
+def _remove_stale_state(progress: Progress) -> None:
+    """Whatever kvfabric state exists while we hold the lock belongs to a run that died
+    without tearing down (SIGKILL, power loss): remove it, or it would collide with ours."""
+    from .cleanup import clean, leftovers
+
+    stale = {kind: items for kind, items in leftovers().items() if items}
+    if stale:
+        progress.update("removing what a crashed run left", ", ".join(
+            f"{len(items)} {kind}" for kind, items in stale.items()))
+        clean()
 
 
 def _record_queue_backends(run_dir: Path, fabric: Fabric) -> None:

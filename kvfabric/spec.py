@@ -46,6 +46,15 @@ FABRIC_FIELDS = [
     Field("mtu", "int", 1500, "IP MTU of every link", minimum=576, maximum=9000),
     Field("ovs_datapath", "choice", "auto", "openflow mode: OVS datapath",
           choices=("auto", "user", "system")),
+    Field("controller", "choice", "static", "openflow mode: static (ovs-ofctl rules), ecmp "
+          "or adaptive (an os-ken controller app, see controllers/)",
+          choices=("static", "ecmp", "adaptive")),
+    Field("stats_interval", "duration", "10ms", "adaptive controller: port stats poll period",
+          minimum=0.001, maximum=10),
+    Field("tenant_meters", "bool", False, "police each tenant to an equal share of every "
+          "leaf's uplink capacity with OpenFlow meters (performance isolation)"),
+    Field("tenant_meter_burst", "size", "128KiB", "burst size of the tenant meters",
+          minimum=1500, maximum=1 << 30),
 ]
 
 
@@ -96,14 +105,19 @@ class Spec:
     workload: dict[str, Any]
     source: str
     queues: dict[str, Any] = field(default_factory=dict)
+    #: tenant name -> its hosts ([tenants] section; empty: one tenant, full reachability).
+    tenants: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.experiment["name"]
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {"experiment": self.experiment, "fabric": self.fabric, "queues": self.queues,
+        data = {"experiment": self.experiment, "fabric": self.fabric, "queues": self.queues,
                 "workload": self.workload}
+        if self.tenants:
+            data["tenants"] = self.tenants
+        return data
 
     def make_topology(self) -> FabricTopo:
         return make_topology(self.fabric)
@@ -173,9 +187,10 @@ def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spe
 def validate(raw: dict[str, Any], source: str = "<spec>") -> Spec:
     issues: list[SpecIssue] = []
     for section in raw:
-        if section not in ("experiment", "fabric", "queues", "workload"):
+        if section not in ("experiment", "fabric", "queues", "workload", "tenants"):
             issues.append(SpecIssue(section, "unknown section",
-                                    "use only [experiment], [fabric], [queues] and [workload]"))
+                                    "use only [experiment], [fabric], [queues], [workload] "
+                                    "and [tenants]"))
     experiment = resolve_section("experiment", EXPERIMENT_FIELDS, raw.get("experiment"), issues)
     if experiment.get("name") is None and not any(i.field == "experiment.name" for i in issues):
         issues.append(SpecIssue("experiment.name", "missing", "set experiment.name"))
@@ -195,11 +210,54 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> Spec:
     if not issues:
         _check_fabric(fabric, issues)
         _check_queues(queues, fabric, issues)
+    tenants = _resolve_tenants(raw.get("tenants"), fabric, issues) if not issues else {}
     if not issues:
         WORKLOADS[kind].check(workload, make_topology(fabric), issues)
     if issues:
         raise SpecError(issues)
-    return Spec(experiment, fabric, workload, source, queues)
+    return Spec(experiment, fabric, workload, source, queues=queues,
+                tenants=tenants)
+
+
+def _resolve_tenants(table: Any, fabric: dict[str, Any],
+                     issues: list[SpecIssue]) -> dict[str, list[str]]:
+    """[tenants] name = ["h1", ...]: disjoint host sets, enforced by a controller app."""
+    if fabric["tenant_meters"] and not table:
+        issues.append(SpecIssue("fabric.tenant_meters", "meters police tenants, but no "
+                                "[tenants] section is given",
+                                "add [tenants] with a host list per tenant, or set "
+                                "fabric.tenant_meters = false"))
+    if not table:
+        return {}
+    if not isinstance(table, dict):
+        issues.append(SpecIssue("tenants", "must be a table",
+                                'write [tenants] then lines like a = ["h1", "h2"]'))
+        return {}
+    if fabric["mode"] != "openflow" or fabric["controller"] == "static":
+        issues.append(SpecIssue("tenants", "tenant isolation is enforced by the OpenFlow "
+                                "controller apps", 'set fabric.mode = "openflow" and '
+                                'fabric.controller = "ecmp" or "adaptive"'))
+    hosts = set(make_topology(fabric).host_names())
+    owner: dict[str, str] = {}
+    resolved = {}
+    for name, members in table.items():
+        path = f"tenants.{name}"
+        if not (isinstance(members, list) and members
+                and all(isinstance(m, str) for m in members)):
+            issues.append(SpecIssue(path, "must be a non-empty list of host names",
+                                    f'write e.g. {name} = ["h1", "h2"]'))
+            continue
+        for member in members:
+            if member not in hosts:
+                issues.append(SpecIssue(path, f"no host {member!r} in this fabric",
+                                        f"use hosts h1..h{len(hosts)}"))
+            elif member in owner:
+                issues.append(SpecIssue(path, f"{member} is already in tenant "
+                                        f"{owner[member]!r}", "give each host one tenant"))
+            else:
+                owner[member] = name
+        resolved[name] = sorted(members, key=lambda h: int(h[1:]) if h[1:].isdigit() else 0)
+    return resolved
 
 
 def _check_fabric(fabric: dict[str, Any], issues: list[SpecIssue]) -> None:
@@ -209,6 +267,11 @@ def _check_fabric(fabric: dict[str, Any], issues: list[SpecIssue]) -> None:
                                 f"frame ({frame_bytes} bytes at mtu {fabric['mtu']})",
                                 f"set fabric.buffer to at least {frame_bytes} bytes, "
                                 "typically tens of frames such as '64KiB'"))
+    if fabric["controller"] != "static" and fabric["mode"] != "openflow":
+        issues.append(SpecIssue("fabric.controller", f"controller {fabric['controller']!r} "
+                                "needs OpenFlow switches",
+                                'set fabric.mode = "openflow", or fabric.controller = '
+                                '"static"'))
     if fabric["topology"] == "leafspine" and fabric["leaves"] * fabric["hosts_per_leaf"] < 2:
         issues.append(SpecIssue("fabric.hosts_per_leaf", "a fabric needs at least 2 hosts",
                                 "raise fabric.leaves or fabric.hosts_per_leaf"))

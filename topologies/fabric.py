@@ -63,17 +63,21 @@ class Fabric:
 
     def __init__(self, topo: FabricTopo, mode: str = "l3", ovs_datapath: str = "auto",
                  queues: QueueSettings | None = None, ecn_backend: str = "auto",
-                 queue_dir: str | os.PathLike | None = None):
+                 queue_dir: str | os.PathLike | None = None,
+                 static_rules: bool = True):
         """`queues`: traffic classes, ECN and PFC on every port (None: one FIFO per port,
         as before); `ecn_backend`: auto (kernel red where present, else eBPF), red, ebpf;
         `queue_dir`: where the queue agent writes telemetry and PFC files (default: a
-        temporary folder, removed at teardown)."""
+        temporary folder, removed at teardown); `static_rules` (openflow mode): install
+        kvfabric's own rules (False: a controller will)."""
         if mode not in MODES:
             raise ValueError(f"fabric mode must be one of {MODES}, got {mode!r}")
         if ecn_backend not in ("auto", "red", "ebpf"):
             raise ValueError(f"ecn_backend must be auto, red or ebpf, got {ecn_backend!r}")
         self.topo = topo
         self.mode = mode
+        #: openflow mode: install kvfabric's static rules (False: a controller will).
+        self.static_rules = static_rules
         self.queue_settings = queues if queues is not None and queues.enabled else None
         self.ecn_backend = ecn_backend
         self._queue_dir_given = queue_dir is not None
@@ -346,7 +350,8 @@ class Fabric:
             self._ovs_sndbuf = raise_send_buffer()
         self.bridges = [openflow.bridge_name(s) for s in self.topo.routers()]
         openflow.create_bridges(self.topo, self.plans, self.ovs_datapath)
-        openflow.install_static_rules(self.topo)
+        if self.static_rules:
+            openflow.install_static_rules(self.topo)
         macs = {end.node: end.mac for plan in self.plans for end in (plan.a, plan.b)
                 if self.topo.role(end.node) == "host"}
         ifnames = {end.node: end.ifname for plan in self.plans for end in (plan.a, plan.b)

@@ -7,7 +7,18 @@
 
 from __future__ import annotations
 
-from . import kv_trace, roce_incast, tcp_flows, tcp_incast, udp_flows
+from . import (
+    ecmp_collision,
+    kv_trace,
+    link_failure,
+    roce_incast,
+    tcp_flows,
+    tcp_incast,
+    tenant_isolation,
+    udp_flows,
+)
 
 WORKLOADS = {"tcp_incast": tcp_incast, "tcp_flows": tcp_flows, "udp_flows": udp_flows,
-             "roce_incast": roce_incast, "kv_trace": kv_trace}
+             "ecmp_collision": ecmp_collision, "link_failure": link_failure,
+             "tenant_isolation": tenant_isolation, "roce_incast": roce_incast,
+             "kv_trace": kv_trace}

@@ -178,7 +178,7 @@ def run(ctx) -> None:
     for proc in receivers:
         proc.terminate()
         proc.communicate(timeout=30)
-    ctx.record("workload_approximations", [
+    ctx.facts.setdefault("approximations", []).extend([
         "KV transfers of one NIC per host (NIC 0's share of tensor-parallel shards); "
         f"DCQCN timers {scale:g}x the published values (slow motion, see docs/roce.md)"])
     if failed:

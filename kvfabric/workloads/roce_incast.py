@@ -125,8 +125,8 @@ def run(ctx) -> None:
     with bottleneck_ecn(fabric, workload["receiver"], spec.fabric["mtu"]) as ecn:
         ctx.record("ecn_marker", ecn.describe())
         ctx.record("dcqcn_time_scale", scale)
-        ctx.record("workload_approximations",
-                   notes + ([ecn.approximation] if ecn.approximation else []))
+        ctx.facts.setdefault("approximations", []).extend(
+            notes + ([ecn.approximation] if ecn.approximation else []))
         for transport in transports(workload):
             out_dir = ctx.run_dir / transport
             out_dir.mkdir(exist_ok=True)

@@ -19,6 +19,7 @@ from topologies.leafspine import FabricTopo
 
 from .. import results
 from ..schema import Field, SpecIssue
+from .hosts import check_receiver_and_senders
 
 FIELDS = [
     Field("senders", "int", 2, "hosts sending one long TCP flow each", minimum=1,
@@ -40,14 +41,7 @@ def available_ccs() -> list[str]:
 
 
 def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -> None:
-    hosts = topo.host_names()
-    if workload["receiver"] not in hosts:
-        issues.append(SpecIssue("workload.receiver", f"no host {workload['receiver']!r}",
-                                f"use one of h1..h{len(hosts)}"))
-    elif workload["senders"] > len(hosts) - 1:
-        issues.append(SpecIssue("workload.senders", f"{workload['senders']} senders but only "
-                                f"{len(hosts) - 1} other hosts",
-                                f"set workload.senders to at most {len(hosts) - 1}"))
+    check_receiver_and_senders(workload, topo, issues)
     ccs = available_ccs()
     if ccs and workload["cc"] not in ccs:
         issues.append(SpecIssue("workload.cc", f"this kernel has no {workload['cc']!r}",

@@ -19,6 +19,7 @@ from traffic.udp_flow import ECN_CODEPOINTS, run_flows
 
 from .. import results
 from ..schema import Field, SpecIssue
+from .hosts import check_receiver_and_senders
 
 FIELDS = [
     Field("pattern", "choice", "incast", "incast, or incast plus a victim flow",
@@ -63,13 +64,7 @@ def plan(workload: dict[str, Any], topo: FabricTopo) -> list[dict]:
 def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -> None:
     hosts = topo.host_names()
     if workload["pattern"] == "incast":
-        if workload["receiver"] not in hosts:
-            issues.append(SpecIssue("workload.receiver", f"no host {workload['receiver']!r}",
-                                    f"use one of h1..h{len(hosts)}"))
-        elif workload["senders"] > len(hosts) - 1:
-            issues.append(SpecIssue("workload.senders", f"{workload['senders']} senders but "
-                                    f"only {len(hosts) - 1} other hosts",
-                                    f"set workload.senders to at most {len(hosts) - 1}"))
+        check_receiver_and_senders(workload, topo, issues)
         return
     groups = _leaf_hosts(topo) if topo.role(hosts[0]) == "host" else []
     if len(groups) < 2 or len(groups[0]) < 2 or len(groups[-1]) < 3:

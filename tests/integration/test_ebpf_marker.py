@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from kvfabric.lock import fabric_lock
 from kvfabric.shell import run
 from topologies.queues.ebpf_marker import MAP_NAMES, MarkerHandle, attach_marker
 from topologies.queues.spec import EcnRamp, PortQueues, TrafficClass
@@ -103,7 +104,15 @@ def set_limit(limit_bytes: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def testbed():
+def fabric_lock_held():
+    """Timing measurements and pins under /sys/fs/bpf/kvfabric: hold the machine's fabric lock
+    so no fabric (or another test session) runs beside them."""
+    with fabric_lock("pytest: eBPF marker testbed"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def testbed(fabric_lock_held):
     """kvfq-a --veth-- kvfq-b, HTB 20 Mbit/s with a bfifo leaf on a's egress, no ARP/IPv6
     chatter. Namespaces (and with them links and qdiscs) are deleted even on failure."""
     _delete_namespaces()  # leftovers of an interrupted run; these names are ours

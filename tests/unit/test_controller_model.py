@@ -1,0 +1,129 @@
+"""The controller's pure parts: routes over live links, tenant reachability and meters, the
+adaptive monitor's decisions, and the spec fields that ask for them."""
+
+import pytest
+
+from controllers.adaptive import AdaptiveParams, LoadMonitor
+from controllers.model import FabricModel
+from controllers.topology import describe
+from kvfabric.schema import SpecError
+from kvfabric.spec import load_spec, validate
+from topologies.addressing import host_addresses, plan_links
+from topologies.leafspine import LeafSpine
+
+
+def _model(tenants=None, meters=False, **kwargs):
+    topo = LeafSpine(**(kwargs or {"spines": 2, "leaves": 2, "hosts_per_leaf": 2}))
+    plans = plan_links(topo, "openflow")
+    return FabricModel.from_dict(describe(topo, plans, host_addresses(topo, plans),
+                                          tenants, meters))
+
+
+def test_routes_spread_over_every_spine_and_avoid_a_dead_link():
+    model = _model()
+    routes = model.routes()
+    assert routes["l1"]["h3"] == (3, 4)          # both uplinks of l1 lead to h3 on l2
+    assert routes["l1"]["h1"] == (1,)            # local host: its port
+    assert routes["s1"]["h3"] == (2,)            # spine: the port towards l2
+    s1_to_l2 = next(p for p, i in model.switches["s1"].ports.items() if i.peer == "l2")
+    assert model.set_port("s1", s1_to_l2, up=False)
+    routes = model.routes()
+    assert routes["l1"]["h3"] == (4,)            # only via s2 now: the far end failed
+    assert routes["l1"]["h1"] == (1,)
+    # s1 has only the detour back down through l1 (packets in flight); l1 never sends to s1
+    assert routes["s1"]["h3"] == (1,) and model.switches["s1"].ports[1].peer == "l1"
+    assert not model.set_port("s1", s1_to_l2, up=False)  # no change, nothing to redo
+    model.set_port("s1", s1_to_l2, up=True)
+    assert model.routes()["l1"]["h3"] == (3, 4)
+
+
+def test_tenants_default_deny_across_and_allow_inside():
+    model = _model({"a": ["h1", "h3"], "b": ["h2"]})
+    assert model.allowed("h1", "h3") and model.allowed("h3", "h1")
+    assert not model.allowed("h1", "h2") and not model.allowed("h2", "h3")
+    assert not model.allowed("h4", "h1") and not model.allowed("h1", "h4")  # h4: no tenant
+    assert not model.allowed("h1", "h1")
+    everyone = _model()
+    assert all(everyone.allowed(a, b) for a in everyone.hosts for b in everyone.hosts
+               if a != b)
+
+
+def test_meter_rate_is_an_equal_share_of_the_leaf_uplinks():
+    model = _model({"a": ["h1"], "b": ["h2"]}, meters=True)
+    assert model.meter_rate_bps("l1") == 2 * 100_000_000 // 2
+
+
+def _busy_monitor():
+    capacity = {("l1", 3): 50_000_000, ("l1", 4): 50_000_000}
+    return LoadMonitor(AdaptiveParams(), capacity)
+
+
+def _feed(monitor, seconds, port_bps, flow_bps, placements):
+    """Drive the monitor with steady rates: port counters every 10 ms, flow counters that
+    move in 500 ms steps as userspace OVS credits them."""
+    moves, t, port_bytes, flow_bytes = [], 0.0, 0.0, dict.fromkeys(flow_bps, 0.0)
+    for i in range(int(seconds / 0.01)):
+        t += 0.01
+        port_bytes += port_bps / 8 * 0.01
+        monitor.port_sample("l1", 3, t, int(port_bytes))
+        monitor.port_sample("l1", 4, t, 0)
+        if i % 50 == 0:
+            for flow, rate in flow_bps.items():
+                flow_bytes[flow] += rate / 8 * 0.5
+        if i % 5 == 0:
+            for flow in flow_bps:
+                monitor.flow_sample("l1", flow, t, int(flow_bytes[flow]))
+        move = monitor.decide("l1", t, placements, lambda f: (3, 4))
+        if move:
+            moves.append((t, move))
+            placements[move.flow] = move.new_port
+    return moves
+
+
+def test_two_elephants_on_a_full_uplink_split_once():
+    placements = {("a",): 3, ("b",): 3}
+    moves = _feed(_busy_monitor(), 2.0, 48e6, {("a",): 24e6, ("b",): 24e6}, placements)
+    assert len(moves) == 1
+    assert moves[0][1].old_port == 3 and moves[0][1].new_port == 4
+    assert sorted(placements.values()) == [3, 4]
+
+
+def test_one_flow_filling_its_uplink_is_left_alone():
+    placements = {("a",): 3}
+    assert _feed(_busy_monitor(), 2.0, 48e6, {("a",): 48e6}, placements) == []
+
+
+def test_a_link_below_the_threshold_is_left_alone():
+    placements = {("a",): 3, ("b",): 3}
+    assert _feed(_busy_monitor(), 2.0, 30e6, {("a",): 15e6, ("b",): 15e6}, placements) == []
+
+
+def _raw(**sections):
+    raw = {"experiment": {"name": "t"}, "fabric": {"mode": "openflow", "controller": "ecmp"},
+           "workload": {"kind": "tcp_incast"}}
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return raw
+
+
+def test_tenant_and_controller_mistakes_are_named_before_anything_is_built():
+    with pytest.raises(SpecError) as info:
+        validate(_raw(tenants={"a": ["h1", "h99"], "b": ["h1"]}))
+    problems = " ".join(str(i) for i in info.value.issues)
+    assert "h99" in problems and "already in tenant" in problems
+    with pytest.raises(SpecError) as info:
+        validate(_raw(fabric={"mode": "l3", "controller": "adaptive"}))
+    assert info.value.issues[0].field == "fabric.controller"
+    with pytest.raises(SpecError) as info:
+        validate(_raw(fabric={"controller": "static"}, tenants={"a": ["h1"]}))
+    assert info.value.issues[0].field == "tenants"
+    with pytest.raises(SpecError) as info:
+        validate(_raw(fabric={"tenant_meters": True}))
+    assert info.value.issues[0].field == "fabric.tenant_meters"
+
+
+def test_shipped_controller_experiments_validate():
+    for name in ("ecmp_collision", "link_failure", "tenant_isolation"):
+        spec = load_spec(name)
+        assert spec.fabric["mode"] == "openflow" and spec.fabric["controller"] != "static"
+    assert load_spec("tenant_isolation").tenants["b"] == ["h4", "h6", "h8"]
