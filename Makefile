@@ -23,6 +23,7 @@ lint: setup
 bench: setup
 	$(PY) bench/bringup.py
 	$(PY) bench/queues.py
+	$(PY) bench/roce_sender.py
 	$(PY) bench/smoke.py --repeat 3
 
 # Short end-to-end check for CI (JUNIT=path.xml also writes JUnit XML).

@@ -57,6 +57,20 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Run:
+    """``count`` consecutive packets of one message, from its ``first_index``-th packet: what
+    ``count`` calls of :meth:`Requester.next_segment` would return, without a Segment each."""
+
+    first_psn: int
+    msg_id: int
+    size_bytes: int
+    first_index: int
+    n_packets: int  # packets of the whole message
+    count: int
+    retransmitted: int  # how many of the run had been sent before
+
+
+@dataclass(frozen=True)
 class Completion:
     """A message whose last packet was acknowledged."""
 
@@ -124,6 +138,10 @@ class Requester:
         return msg.msg_id
 
     @property
+    def posted_messages(self) -> int:
+        return len(self._messages)
+
+    @property
     def next_psn(self) -> int:
         """PSN of the next packet :meth:`next_segment` would return."""
         return self._psn(self._next_seq)
@@ -172,6 +190,29 @@ class Requester:
         if self._deadline_s is None:
             self._deadline_s = now_s + self.timeout_s
         return self._segment(seq, retransmission)
+
+    def next_run(self, now_s: float, max_packets: int) -> Run | None:
+        """Up to ``max_packets`` packets to send now, all of one message; same bookkeeping as
+        that many :meth:`next_segment` calls. For senders that cannot afford an object per
+        packet: the caller derives each packet's opcode, offset and PSN from the run."""
+        self.check_timeout(now_s)
+        room = min(self._end_seq - self._next_seq,
+                   self.window_packets - (self._next_seq - self._una_seq), max_packets)
+        if room <= 0:
+            return None
+        seq = self._next_seq
+        index = bisect.bisect_right(self._starts, seq, lo=self._first_open) - 1
+        msg = self._messages[index]
+        count = min(room, msg.first_seq + msg.n_packets - seq)
+        self._next_seq += count
+        retransmitted = max(0, min(self._high_seq, self._next_seq) - seq)
+        self._high_seq = max(self._high_seq, self._next_seq)
+        self.sent_packets += count
+        self.retransmitted_packets += retransmitted
+        if self._deadline_s is None:
+            self._deadline_s = now_s + self.timeout_s
+        return Run(self._psn(seq), msg.msg_id, msg.size_bytes, seq - msg.first_seq,
+                   msg.n_packets, count, retransmitted)
 
     def on_ack(self, psn: int, now_s: float) -> int:
         """Cumulative ACK of every packet up to and including ``psn``; returns how many packets
@@ -237,6 +278,20 @@ class Requester:
             opcode = Opcode.MIDDLE
         ack_req = opcode in (Opcode.LAST, Opcode.ONLY)
         return Segment(self._psn(seq), msg.msg_id, offset, length, opcode, ack_req, retransmission)
+
+
+def run_segment(run: Run, k: int, mtu_payload_bytes: int) -> tuple[Opcode, int, int, bool]:
+    """(opcode, offset, length, ack_req) of the ``k``-th packet of ``run``."""
+    index = run.first_index + k
+    offset = index * mtu_payload_bytes
+    length = min(mtu_payload_bytes, run.size_bytes - offset)
+    if run.n_packets == 1:
+        return Opcode.ONLY, offset, max(length, 0), True
+    if index == 0:
+        return Opcode.FIRST, offset, length, False
+    if index == run.n_packets - 1:
+        return Opcode.LAST, offset, length, True
+    return Opcode.MIDDLE, offset, length, False
 
 
 class ReplyKind(enum.Enum):

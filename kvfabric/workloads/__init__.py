@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from . import (
     ecmp_collision,
+    kv_trace,
     link_failure,
+    roce_incast,
     tcp_flows,
     tcp_incast,
     tenant_isolation,
@@ -20,4 +22,5 @@ from . import (
 
 WORKLOADS = {"tcp_incast": tcp_incast, "tcp_flows": tcp_flows, "udp_flows": udp_flows,
              "ecmp_collision": ecmp_collision, "link_failure": link_failure,
-             "tenant_isolation": tenant_isolation}
+             "tenant_isolation": tenant_isolation, "roce_incast": roce_incast,
+             "kv_trace": kv_trace}

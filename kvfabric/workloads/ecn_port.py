@@ -1,0 +1,94 @@
+"""ECN marking at an incast bottleneck: the port from the receiver's leaf down to the receiver.
+
+With the fabric's traffic classes on (the default ``[queues]``), every port already has the
+lossless class with ECN and PFC and an eBPF marker counting it; we read that one. With
+``queues.enabled = false`` one marker is attached for the run:
+DSCP 26 on HPCC's ramp scaled to the port rate (``scaled_ecn_ramp``), draining at the port
+rate over the port's own buffer, so DCQCN has CE marks to react to. That is recorded as an
+approximation: one marked port, no PFC, a single FIFO shared by every class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from topologies.fabric import Fabric, Port
+from topologies.queues.ebpf_marker import MarkerHandle, attach_marker, pin_dir_for
+from topologies.queues.settings import LOSSLESS
+from topologies.queues.spec import (
+    DSCP_ROCE,
+    PRIORITY_DEFAULT,
+    PRIORITY_ROCE,
+    PortQueues,
+    TrafficClass,
+    scaled_ecn_ramp,
+)
+from topologies.shaping import htb_burst_bytes
+
+
+def downlink_port(fabric: Fabric, receiver: str) -> Port:
+    for port in fabric.ports:
+        if port.peer_node == receiver:
+            return port
+    raise LookupError(f"no fabric port faces {receiver}")
+
+
+@dataclass
+class BottleneckEcn:
+    port: Port
+    marker: MarkerHandle | None
+    queues: PortQueues | None
+    roce_class: str
+    approximation: str | None
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        if self.marker is None:
+            return {}
+        return {name: {"packets": c.packets, "ect_packets": c.ect_packets, "marks": c.marks,
+                       "vq_drops": c.vq_drops}
+                for name, c in self.marker.read_counters().items()}
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"port": f"{self.port.node}:{self.port.ifname}",
+                               "owner": "workload" if self.approximation else "fabric",
+                               "roce_class": self.roce_class}
+        if self.queues is not None and self.queues[self.roce_class].ecn is not None:
+            cls = self.queues[self.roce_class]
+            out.update(kmin_bytes=cls.ecn.kmin_bytes, kmax_bytes=cls.ecn.kmax_bytes,
+                       pmax=cls.ecn.pmax, buffer_bytes=cls.buffer_bytes,
+                       pfc=cls.pfc is not None)
+        return out
+
+
+@contextlib.contextmanager
+def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int) -> Iterator[BottleneckEcn]:
+    port = downlink_port(fabric, receiver)
+    if getattr(fabric, "queue_settings", None) is not None:
+        marker = None
+        if fabric.markers:
+            marker = fabric.markers[fabric.ports.index(port)]
+        yield BottleneckEcn(port, marker, port.queues, LOSSLESS, None)
+        return
+    if (pin_dir_for(port.ifname, port.netns) / "kvf_cnt").exists():
+        raise RuntimeError(f"{port.node}:{port.ifname} already has an ECN marker that this "
+                           "fabric did not report; run `kvfabric clean`")
+    buffer_bytes = fabric.topo.buffer_bytes
+    queues = PortQueues(rate_bps=port.rate_bps, classes=(
+        TrafficClass("roce", PRIORITY_ROCE, {DSCP_ROCE}, buffer_bytes, lossless=True,
+                     ecn=scaled_ecn_ramp(port.rate_bps, mtu)),
+        TrafficClass("other", PRIORITY_DEFAULT, (), buffer_bytes),
+    ))
+    handle = attach_marker(port.ifname, port.netns)
+    try:
+        handle.configure(queues, burst_bytes=htb_burst_bytes(port.rate_bps, mtu))
+        ramp = queues["roce"].ecn
+        note = (f"ECN: queues.enabled = false, so the workload attached the eBPF "
+                f"virtual-queue marker to {port.node}:{port.ifname} only (DSCP 26, ramp "
+                f"{ramp.kmin_bytes}-{ramp.kmax_bytes} B, Pmax {ramp.pmax}); no PFC, so the "
+                "RoCE class can still drop there; one FIFO for every class")
+        yield BottleneckEcn(port, handle, queues, "roce", note)
+    finally:
+        handle.detach()

@@ -1,0 +1,195 @@
+"""Trace-driven disaggregated serving over the RoCE endpoints: requests (a Mooncake or Azure
+trace, or Poisson arrivals) are prefilled on P prefill hosts and their KV caches pushed to D
+decode hosts (``traffic.kv_patterns.plan_kv_transfers``); every transfer is one RDMA WRITE
+message on the QP of its (prefill, decode) pair, posted at the planned time.
+
+Decode hosts are h1..hD, prefill hosts the next P. Raw files: ``plan.csv`` (the transfers),
+``schedule_<host>.csv`` (what each sender was told), and the endpoints' CSV/JSON under
+``roce/``; ``kv_trace_analysis.analyse`` summarises them.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from topologies.leafspine import FabricTopo
+from traffic import kv_patterns, traces
+from traffic.kvcache import MODEL_PRESETS, preset
+from traffic.roce_endpoint import time_scale
+
+from ..schema import Field, SpecIssue
+from .kv_trace_analysis import analyse  # noqa: F401  (part of the workload interface)
+from .roce_incast import FIELDS as INCAST_FIELDS
+from .roce_incast import ROCE_HEADERS_BYTES, _start_together, _wait_all
+
+_ROCE_KNOBS = {"mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
+               "dcqcn_time_scale", "cnp_interval", "timeout"}
+
+FIELDS = [
+    Field("prefill", "int", 4, "prefill hosts (after the decode hosts)", minimum=1,
+          maximum=256),
+    Field("decode", "int", 2, "decode hosts (h1..hD)", minimum=1, maximum=256),
+    Field("model", "choice", "llama-3-8b", "KV-cache model preset",
+          choices=tuple(sorted(MODEL_PRESETS))),
+    Field("tp_size", "int", 8, "tensor-parallel ranks; with nics = tp_size each NIC carries "
+          "one rank's shard and only NIC 0's share is emulated", minimum=1, maximum=64),
+    Field("trace", "str", "", "Mooncake JSONL or Azure CSV trace; empty: Poisson arrivals"),
+    Field("trace_format", "choice", "mooncake", "format of workload.trace",
+          choices=("mooncake", "azure")),
+    Field("max_requests", "int", 50, "use the first N requests", minimum=1,
+          maximum=1_000_000),
+    Field("rate", "float", 2.0, "Poisson arrivals per second (no trace)", minimum=0.001,
+          maximum=1e6),
+    Field("duration", "duration", "5s", "Poisson arrivals for this long (no trace)",
+          minimum=0.01, maximum=3600),
+    Field("input_tokens", "int", 256, "prompt tokens per request (no trace)", minimum=1,
+          maximum=1 << 20),
+    Field("output_tokens", "int", 64, "output tokens per request (no trace)", minimum=1,
+          maximum=1 << 20),
+    Field("prefill_tokens_per_s", "float", 20_000.0, "prefill compute of one prefill host",
+          minimum=1, maximum=1e9),
+    Field("mode", "choice", "whole", "whole: KV after prefill; layerwise: layer by layer",
+          choices=kv_patterns.MODES),
+    Field("transport", "choice", "roce-dcqcn", "RoCE with or without DCQCN",
+          choices=("roce-dcqcn", "roce-none")),
+    *[f for f in INCAST_FIELDS if f.name in _ROCE_KNOBS],
+]
+
+
+def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -> None:
+    hosts = topo.host_names()
+    need = workload["prefill"] + workload["decode"]
+    if need > len(hosts):
+        issues.append(SpecIssue("workload.prefill", f"{need} prefill + decode hosts, the "
+                                f"fabric has {len(hosts)}", "lower workload.prefill or "
+                                "workload.decode, or add hosts"))
+    if workload["trace"] and not Path(workload["trace"]).is_file():
+        issues.append(SpecIssue("workload.trace", f"no file {workload['trace']!r}",
+                                "give a Mooncake JSONL / Azure CSV path, or leave it empty"))
+    if workload["mtu_payload"] + ROCE_HEADERS_BYTES > topo.mtu:
+        issues.append(SpecIssue("workload.mtu_payload", "does not fit the fabric MTU",
+                                "lower workload.mtu_payload or raise fabric.mtu"))
+
+
+def plan(workload: dict[str, Any], hosts: list[str], seed: int) -> list[kv_patterns.Transfer]:
+    """The transfers, with pool names replaced by fabric hosts."""
+    if workload["trace"]:
+        read = traces.read_mooncake if workload["trace_format"] == "mooncake" \
+            else traces.read_azure
+        requests = read(workload["trace"]).requests
+    else:
+        arrivals = traces.poisson_arrivals(workload["rate"], duration_s=workload["duration"],
+                                           seed=seed)
+        requests = traces.requests_from_arrivals(arrivals, workload["input_tokens"],
+                                                 workload["output_tokens"])
+    requests = sorted(requests, key=lambda r: r.arrival_s)[:workload["max_requests"]]
+    pool = kv_patterns.Pool.xpyd(workload["prefill"], workload["decode"])
+    tp = workload["tp_size"]
+    transfers = kv_patterns.plan_kv_transfers(
+        requests, pool, preset(workload["model"]),
+        prefill_tokens_per_s=workload["prefill_tokens_per_s"], mode=workload["mode"],
+        tp_size=tp, nics_per_node=tp, seed=seed)
+    names = {f"decode{j}": hosts[j] for j in range(workload["decode"])}
+    names.update({f"prefill{i}": hosts[workload["decode"] + i]
+                  for i in range(workload["prefill"])})
+    out = []
+    for t in transfers:
+        src, _, src_nic = t.src.partition("/")
+        dst, _, dst_nic = t.dst.partition("/")
+        if src_nic not in ("", "nic0") or dst_nic not in ("", "nic0"):
+            continue  # one NIC per host is emulated: NIC 0's share
+        out.append(kv_patterns.Transfer(t.start_s, names[src], names[dst], t.size_bytes,
+                                        t.kind, t.request_index, t.layer))
+    return out
+
+
+def _qpns(p: int, d: int) -> tuple[int, int]:
+    """(prefill-side QPN, decode-side QPN) of the pair."""
+    return 0x100 + 64 * p + d, 0x4000 + 64 * p + d
+
+
+def run(ctx) -> None:
+    spec, fabric, workload = ctx.spec, ctx.fabric, ctx.spec.workload
+    hosts = fabric.topo.host_names()
+    transfers = plan(workload, hosts, spec.experiment["seed"])
+    if not transfers:
+        raise RuntimeError("the plan has no transfers (every request fully cached?)")
+    decode = hosts[:workload["decode"]]
+    prefill = hosts[workload["decode"]:workload["decode"] + workload["prefill"]]
+    _write_plan(ctx.run_dir / "plan.csv", transfers)
+    ctx.record("prefill_hosts", prefill)
+    ctx.record("decode_hosts", decode)
+    ctx.record("transfers", len(transfers))
+    line = spec.fabric["host_rate"]
+    scale = time_scale(workload["dcqcn_time_scale"], line)
+    ctx.record("dcqcn_time_scale", scale)
+    out_dir = ctx.run_dir / "roce"
+    out_dir.mkdir(exist_ok=True)
+    python = sys.executable
+    receivers = []
+    for d, host in enumerate(decode):
+        argv = [python, "-m", "traffic.roce_endpoint", "recv", "--bind", fabric.host_ips[host],
+                "--name", host, "--out-dir", str(out_dir),
+                "--ack-coalesce", str(workload["ack_coalesce"]),
+                "--cnp-interval-s", repr(workload["cnp_interval"] * scale)]
+        for p, sender in enumerate(prefill):
+            s_qpn, r_qpn = _qpns(p, d)
+            argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
+        proc = fabric.popen(host, argv, stdout=subprocess.PIPE, text=True)
+        if not proc.stdout.readline():
+            raise RuntimeError(f"RoCE receiver on {host} exited with {proc.wait()}")
+        receivers.append(proc)
+    senders = []
+    for p, host in enumerate(prefill):
+        rows = [(t.start_s, _qpns(p, decode.index(t.dst))[0], t.size_bytes)
+                for t in transfers if t.src == host]
+        if not rows:
+            continue
+        schedule = ctx.run_dir / f"schedule_{host}.csv"
+        with schedule.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["offset_s", "qpn", "size_bytes"])
+            writer.writerows(rows)
+        argv = [python, "-m", "traffic.roce_endpoint", "send", "--name", host,
+                "--out-dir", str(out_dir), "--schedule", str(schedule), "--start-at", "stdin",
+                "--line-rate-bps", str(line), "--mtu-payload", str(workload["mtu_payload"]),
+                "--window", str(workload["window"]),
+                "--timeout-s", repr(workload["retransmit_timeout"]),
+                "--cc", "dcqcn" if workload["transport"] == "roce-dcqcn" else "none",
+                "--dcqcn-profile", workload["dcqcn_profile"],
+                "--dcqcn-time-scale", repr(scale),
+                "--max-duration-s", repr(workload["timeout"])]
+        for d, dst in enumerate(decode):
+            s_qpn, r_qpn = _qpns(p, d)
+            argv += ["--qp", f"{fabric.host_ips[dst]}:{s_qpn}:{r_qpn}"]
+        senders.append((host, fabric.popen(host, argv, stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, text=True)))
+    ctx.progress.update("transfers", f"{len(transfers)} KV transfers from {len(senders)} "
+                        f"prefill hosts to {len(decode)} decode hosts")
+    started = time.monotonic()
+    _start_together(senders)
+    failed = _wait_all(ctx, senders, workload["timeout"] + 10)
+    ctx.record("workload_s", time.monotonic() - started)
+    for proc in receivers:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    ctx.facts.setdefault("approximations", []).extend([
+        "KV transfers of one NIC per host (NIC 0's share of tensor-parallel shards); "
+        f"DCQCN timers {scale:g}x the published values (slow motion, see docs/roce.md)"])
+    if failed:
+        raise RuntimeError(f"senders {failed} did not complete every transfer")
+
+
+def _write_plan(path: Path, transfers: list[kv_patterns.Transfer]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["start_s", "src", "dst", "size_bytes", "kind", "request_index",
+                         "layer"])
+        for t in transfers:
+            writer.writerow([f"{t.start_s:.6f}", t.src, t.dst, t.size_bytes, t.kind,
+                             t.request_index, t.layer])

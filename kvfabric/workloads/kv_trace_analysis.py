@@ -1,0 +1,39 @@
+"""Summary and plot of a trace-driven KV transfer run, from its raw files alone."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..plotting import new_figure, save_figure
+from .roce_incast_analysis import read_blocks, summarise_transport
+
+
+def analyse(run_dir: Path, spec) -> dict[str, Any]:
+    planned = 0
+    if (run_dir / "plan.csv").exists():
+        with (run_dir / "plan.csv").open() as f:
+            planned = sum(1 for _ in csv.DictReader(f))
+    folder = run_dir / "roce"
+    summary = summarise_transport(folder, planned) if folder.is_dir() else {}
+    summary["transport"] = spec.workload["transport"]
+    summary["all_transfers_completed"] = summary.get("blocks_completed") == planned
+    blocks = read_blocks(folder) if folder.is_dir() else []
+    if blocks:
+        fig, (ax_cdf, ax_time) = new_figure(ncols=2, width=12)
+        fcts = np.sort([b["fct_s"] for b in blocks])
+        ax_cdf.step(fcts * 1e3, np.arange(1, len(fcts) + 1) / len(fcts), where="post")
+        ax_cdf.set(xlabel="KV transfer completion time (ms)", ylabel="fraction of transfers",
+                   title="KV transfer completion (CDF)")
+        for sender in sorted({b["sender"] for b in blocks}):
+            mine = [b for b in blocks if b["sender"] == sender]
+            ax_time.scatter([b["posted_s"] for b in mine], [b["fct_s"] * 1e3 for b in mine],
+                            s=10, label=sender)
+        ax_time.set(xlabel="posted at (s)", ylabel="completion time (ms)",
+                    title="Completion time over the trace")
+        ax_time.legend(loc="upper left", fontsize=7)
+        save_figure(fig, run_dir / "kv_trace.png")
+    return summary

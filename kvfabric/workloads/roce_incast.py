@@ -1,0 +1,276 @@
+"""KV-cache incast: N prefill senders write KV blocks to one decode receiver, over RoCEv2 with
+DCQCN and over TCP, one transport after the other on the same fabric, in one run.
+
+Block k of every sender is posted at ``start + k x interval`` (all senders at once: a
+synchronized many-to-one burst per round). A block is one KV-cache block of a model preset
+(``traffic/kvcache.py``): ``block_tokens`` tokens, the shard one of ``tp_size`` ranks holds.
+Raw files per transport under ``<transport>/``; summary and plot by
+``roce_incast_analysis.analyse`` from those files alone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from topologies.leafspine import FabricTopo
+from traffic.kvcache import MODEL_PRESETS, preset
+from traffic.roce_endpoint import time_scale
+from traffic.tcp_kv import available_congestion_controls
+
+from ..schema import Field, SpecIssue
+from .ecn_port import bottleneck_ecn
+from .roce_incast_analysis import analyse  # noqa: F401  (part of the workload interface)
+from .tcp_incast import choose_senders
+
+ROCE_TRANSPORTS = ("roce-dcqcn", "roce-none")
+ROCE_HEADERS_BYTES = 20 + 8 + 12 + 16 + 4  # IPv4, UDP, BTH, RETH (worst case), ICRC
+START_DELAY_S = 0.3  # from the last sender saying ready to the first post
+
+FIELDS = [
+    Field("senders", "int", 7, "prefill hosts sending KV blocks", minimum=1, maximum=256),
+    Field("receiver", "str", "h1", "the decode host receiving them"),
+    Field("model", "choice", "llama-3-8b", "KV-cache model preset (traffic/kvcache.py)",
+          choices=tuple(sorted(MODEL_PRESETS))),
+    Field("block_tokens", "int", 16, "tokens per KV block (vLLM: 16)", minimum=1,
+          maximum=65536),
+    Field("tp_size", "int", 8, "tensor-parallel ranks; each NIC carries one rank's shard",
+          minimum=1, maximum=64),
+    Field("blocks", "int", 20, "blocks (rounds) per sender", minimum=1, maximum=100_000),
+    Field("interval", "duration", "250ms", "time between rounds (0: all blocks at once)",
+          minimum=0, maximum=60),
+    Field("transports", "str", "roce-dcqcn,tcp-cubic",
+          "comma-separated, run in this order: roce-dcqcn, roce-none, tcp-<cc>"),
+    Field("mtu_payload", "int", 1024, "RoCE payload bytes per packet (IB MTU)",
+          minimum=256, maximum=4096),
+    Field("window", "int", 32, "RoCE packets in flight per QP", minimum=1, maximum=4096),
+    Field("retransmit_timeout", "duration", "200ms", "RoCE transport timer (go-back-N); "
+          "longer than a PFC pause, or paused packets time out and are sent again",
+          minimum=1e-4, maximum=10),
+    Field("ack_coalesce", "int", 4, "RoCE responder: ACK every N packets (and every message's "
+          "last); with 1 the Python responder's ACKs cost enough CPU on 2 cores to slow "
+          "the transfer (measured p50 256 ms vs 192 ms)", minimum=1, maximum=1024),
+    Field("dcqcn_profile", "choice", "paper", "DCQCN timers: paper or mellanox",
+          choices=("paper", "mellanox")),
+    Field("dcqcn_time_scale", "float", 0.0,
+          "multiply DCQCN timers and the CNP interval; 0: 25 Gbit/s / host rate",
+          minimum=0, maximum=1e6),
+    Field("cnp_interval", "duration", "50us",
+          "notification point: at most one CNP per QP per interval (before time scaling)",
+          minimum=0, maximum=1),
+    Field("tcp_port", "int", 5201, "TCP baseline port on the receiver", minimum=1024,
+          maximum=65535),
+    Field("timeout", "duration", "120s", "give up a transport's phase after this long",
+          minimum=1, maximum=3600),
+]
+
+
+def transports(workload: dict[str, Any]) -> list[str]:
+    return [t.strip() for t in workload["transports"].split(",") if t.strip()]
+
+
+def block_bytes(workload: dict[str, Any]) -> int:
+    model = preset(workload["model"])
+    return workload["block_tokens"] * model.bytes_per_token_per_rank(workload["tp_size"])
+
+
+def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -> None:
+    hosts = topo.host_names()
+    if workload["receiver"] not in hosts:
+        issues.append(SpecIssue("workload.receiver", f"no host {workload['receiver']!r}",
+                                f"use one of h1..h{len(hosts)}"))
+    elif workload["senders"] > len(hosts) - 1:
+        issues.append(SpecIssue("workload.senders", f"{workload['senders']} senders but only "
+                                f"{len(hosts) - 1} other hosts",
+                                f"set workload.senders to at most {len(hosts) - 1}"))
+    names = transports(workload)
+    ccs = available_congestion_controls()
+    bad = [t for t in names if t not in ROCE_TRANSPORTS
+           and not (t.startswith("tcp-") and t[4:] in ccs)]
+    if not names or bad or len(set(names)) != len(names):
+        offered = ", ".join([*ROCE_TRANSPORTS, *(f"tcp-{cc}" for cc in ccs)])
+        issues.append(SpecIssue("workload.transports",
+                                f"{bad or 'empty or repeated'}: not transports this host "
+                                "runs (TCP congestion controls are those in "
+                                "/proc/sys/net/ipv4/tcp_available_congestion_control)",
+                                f"use distinct items from: {offered}"))
+    frame_ip_bytes = workload["mtu_payload"] + ROCE_HEADERS_BYTES
+    if frame_ip_bytes > topo.mtu:
+        issues.append(SpecIssue("workload.mtu_payload", f"{workload['mtu_payload']} B of "
+                                f"payload need an IP MTU of {frame_ip_bytes}, the fabric has "
+                                f"{topo.mtu}", "lower workload.mtu_payload (1024) or raise "
+                                "fabric.mtu (e.g. 4200)"))
+
+
+def run(ctx) -> None:
+    spec, fabric, workload = ctx.spec, ctx.fabric, ctx.spec.workload
+    senders = choose_senders(fabric.topo, workload["receiver"], workload["senders"],
+                             spec.experiment["seed"])
+    size = block_bytes(workload)
+    ctx.record("senders", senders)
+    ctx.record("block_bytes", size)
+    scale = time_scale(workload["dcqcn_time_scale"], spec.fabric["host_rate"])
+    notes = [
+        "RoCE endpoints are Python processes (traffic/roce_endpoint.py): frames are real "
+        "RoCEv2 on the wire, but the NIC's transport runs in software; pacing releases frames "
+        "in quanta of 20 us and after a late wake-up makes good at most 10 ms (capped at one "
+        "DCQCN rate-increase period) of lost time, as a burst",
+        f"DCQCN timers and the CNP interval run {scale:g}x the published values (slow motion: "
+        f"25 Gbit/s over the {spec.fabric['host_rate'] / 1e6:g} Mbit/s host rate); rates "
+        "scale with the link (DcqcnParams.scaled_to), byte counters do not",
+    ]
+    with bottleneck_ecn(fabric, workload["receiver"], spec.fabric["mtu"]) as ecn:
+        ctx.record("ecn_marker", ecn.describe())
+        ctx.record("dcqcn_time_scale", scale)
+        ctx.facts.setdefault("approximations", []).extend(
+            notes + ([ecn.approximation] if ecn.approximation else []))
+        for transport in transports(workload):
+            out_dir = ctx.run_dir / transport
+            out_dir.mkdir(exist_ok=True)
+            ctx.progress.update(transport, f"{len(senders)} senders x {workload['blocks']} "
+                                f"blocks of {size} B -> {workload['receiver']}")
+            before = ecn.counters()
+            ports_before = _drops(fabric)
+            started = time.monotonic()
+            if transport.startswith("roce"):
+                _run_roce(ctx, transport, senders, size, out_dir)
+            else:
+                _run_tcp(ctx, transport[4:], senders, size, out_dir)
+            _write_phase(out_dir, transport, time.monotonic() - started, before,
+                         ecn.counters(), ports_before, _drops(fabric), ecn)
+            fabric.stop_processes()
+            time.sleep(0.5)  # let the queues drain before the next transport
+
+
+def _qpns(index: int) -> tuple[int, int]:
+    """(sender QPN, receiver QPN) of sender ``index``'s connection."""
+    return 0x100 + index, 0x200 + index
+
+
+def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir) -> None:
+    fabric, workload = ctx.fabric, ctx.spec.workload
+    receiver = workload["receiver"]
+    line = ctx.spec.fabric["host_rate"]
+    scale = ctx.facts["dcqcn_time_scale"]
+    python = sys.executable
+    rx_argv = [python, "-m", "traffic.roce_endpoint", "recv", "--bind",
+               fabric.host_ips[receiver], "--name", receiver, "--out-dir", str(out_dir),
+               "--ack-coalesce", str(workload["ack_coalesce"]),
+               "--cnp-interval-s", repr(workload["cnp_interval"] * scale)]
+    for i, sender in enumerate(senders):
+        s_qpn, r_qpn = _qpns(i)
+        rx_argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
+    rx = fabric.popen(receiver, rx_argv, stdout=subprocess.PIPE, text=True)
+    ready = rx.stdout.readline()
+    if not ready:
+        raise RuntimeError(f"RoCE receiver on {receiver} exited with {rx.wait()}")
+    procs = []
+    for i, sender in enumerate(senders):
+        s_qpn, r_qpn = _qpns(i)
+        argv = [python, "-m", "traffic.roce_endpoint", "send",
+                "--qp", f"{fabric.host_ips[receiver]}:{s_qpn}:{r_qpn}", "--name", sender,
+                "--out-dir", str(out_dir), "--messages", str(workload["blocks"]),
+                "--message-bytes", str(size), "--interval-s", repr(workload["interval"]),
+                "--start-at", "stdin", "--line-rate-bps", str(line),
+                "--mtu-payload", str(workload["mtu_payload"]),
+                "--window", str(workload["window"]),
+                "--timeout-s", repr(workload["retransmit_timeout"]),
+                "--cc", "dcqcn" if transport == "roce-dcqcn" else "none",
+                "--dcqcn-profile", workload["dcqcn_profile"],
+                "--dcqcn-time-scale", repr(scale),
+                "--max-duration-s", repr(workload["timeout"])]
+        procs.append((sender, fabric.popen(sender, argv, stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, text=True)))
+    _start_together(procs)
+    failed = _wait_all(ctx, procs, workload["timeout"] + START_DELAY_S + 10)
+    rx.terminate()
+    rx.communicate(timeout=30)
+    if failed:
+        raise RuntimeError(f"{transport}: senders {failed} did not complete every block "
+                           f"(see {out_dir.name}/roce_sender_*.json)")
+
+
+def _run_tcp(ctx, cc: str, senders: list[str], size: int, out_dir) -> None:
+    fabric, workload = ctx.fabric, ctx.spec.workload
+    receiver = workload["receiver"]
+    python = sys.executable
+    expect = len(senders) * workload["blocks"]
+    rx = fabric.popen(receiver, [python, "-m", "traffic.tcp_kv", "serve",
+                                 "--port", str(workload["tcp_port"]), "--expect", str(expect),
+                                 "--out", str(out_dir / "tcp_messages.csv"),
+                                 "--cc-label", cc,
+                                 "--timeout-s", repr(workload["timeout"] + 30)])
+    procs = []
+    for sender in senders:
+        argv = [python, "-m", "traffic.tcp_kv", "send",
+                "--dst", f"{fabric.host_ips[receiver]}:{workload['tcp_port']}", "--cc", cc,
+                "--name", sender, "--blocks", str(workload["blocks"]),
+                "--block-bytes", str(size), "--interval-s", repr(workload["interval"]),
+                "--start-at", "stdin"]
+        procs.append((sender, fabric.popen(sender, argv, stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, text=True)))
+    _start_together(procs)
+    failed = _wait_all(ctx, procs, workload["timeout"] + START_DELAY_S + 10)
+    code = rx.wait(timeout=30)
+    if failed or code != 0:
+        raise RuntimeError(f"tcp-{cc}: senders {failed} failed or the receiver got fewer "
+                           f"than {expect} blocks (exit {code})")
+
+
+def _start_together(procs) -> None:
+    """Wait until every sender has started up (imports, routes, frames, connections), then
+    give them all one start time."""
+    for name, proc in procs:
+        if not proc.stdout.readline():
+            raise RuntimeError(f"sender on {name} exited with {proc.wait()} before starting")
+    start = repr(time.monotonic() + START_DELAY_S)
+    for _, proc in procs:
+        proc.stdin.write(start + "\n")
+        proc.stdin.flush()
+
+
+def _wait_all(ctx, procs, timeout_s: float) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    failed = []
+    for done, (name, proc) in enumerate(procs, 1):
+        try:
+            proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        if proc.returncode != 0:
+            failed.append(name)
+        ctx.progress.update(f"{done}/{len(procs)} senders finished", "")
+    return failed
+
+
+def _drops(fabric) -> dict[tuple[str, str, str], int]:
+    """Drops so far per (node, ifname, class): per traffic class where the fabric has them,
+    else the port's single FIFO as class "all"."""
+    if getattr(fabric, "queue_settings", None) is not None:
+        return {(r["node"], r["ifname"], r["class"]): r["drops"] for r in fabric.queue_stats()}
+    return {(r["node"], r["ifname"], "all"): r["drops"] for r in fabric.port_stats()}
+
+
+def _write_phase(out_dir, transport: str, duration_s: float, before, after, drops_before,
+                 drops_after, ecn) -> None:
+    """Per-phase queue facts: marks at the receiver's downlink, drops there and fabric-wide."""
+    port, roce = ecn.port, ecn.roce_class
+    delta = {k: v - drops_before.get(k, 0) for k, v in drops_after.items()}
+    here = {k[2]: v for k, v in delta.items() if (k[0], k[1]) == (port.node, port.ifname)}
+    phase = {"transport": transport, "duration_s": duration_s,
+             "bottleneck": f"{port.node}:{port.ifname}", "roce_class": roce,
+             "bottleneck_drops": sum(here.values()),
+             "roce_class_drops_bottleneck": here.get(roce, here.get("all")),
+             "roce_class_drops_all_ports": sum(v for k, v in delta.items() if k[2] == roce)
+             if roce in {k[2] for k in delta} else None,
+             "roce_class_marks": after.get(roce, {}).get("marks", 0)
+             - before.get(roce, {}).get("marks", 0)}
+    for name, counts in after.items():
+        prev = before.get(name, {})
+        for key, value in counts.items():
+            phase[f"{name}_{key}"] = value - prev.get(key, 0)
+    (out_dir / "phase.json").write_text(json.dumps(phase, indent=1))

@@ -1,0 +1,345 @@
+"""Live RoCEv2 RC endpoints, one process per host (run inside its namespace).
+
+``send``: requester QPs writing messages (KV blocks) to responders; DCQCN reaction point and
+pacing per QP; one CSV row per message (post and completion time), the rate trajectory, and a
+JSON stats line at the end. ``recv``: responder QPs; ACKs (coalescing configurable), NAKs a
+PSN gap, CNPs on CE at most once per QP per interval; stats JSON on SIGTERM/SIGINT or after
+``--duration-s``.
+
+    python -m traffic.roce_endpoint recv --bind 10.0.1.1 --qp 10.0.2.1:17:16 --out-dir D
+    python -m traffic.roce_endpoint send --qp 10.0.1.1:16:17 --line-rate-bps 1e8 \\
+        --messages 20 --message-bytes 262144 --out-dir D --name h2
+
+A ``--qp`` is PEER_IP:LOCAL_QPN:REMOTE_QPN. Times are CLOCK_MONOTONIC, shared by every
+namespace of the machine, so ``--start-at`` synchronizes senders in different hosts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import select
+import signal
+import sys
+import time
+from pathlib import Path
+
+from traffic.cnp import PAPER_CNP_INTERVAL_S, CnpPacer
+from traffic.dcqcn import PROFILES, REFERENCE_LINK_RATE_BPS, DcqcnParams, DcqcnReactionPoint
+from traffic.gobackn import Requester
+from traffic.roce_fastpath import ControlFrames, DataFrames
+from traffic.roce_io import (
+    SocketTx,
+    TxRing,
+    open_rx,
+    open_tx,
+    recv,
+    resolve_route,
+    set_timer_slack_ns,
+)
+from traffic.roce_packets import Endpoints
+from traffic.roce_requester import DEFAULT_MAX_BURST_S, Pacer, QpSender
+from traffic.roce_responder import ResponderQp
+from traffic.roce_wire import is_ack, is_ce, is_cnp, is_nak, parse_aeth, parse_bth
+
+MESSAGE_FIELDS = ["sender", "qpn", "msg_id", "size_bytes", "posted_s", "completed_s", "fct_s"]
+RATE_FIELDS = ["sender", "qpn", "t_s", "rate_bps", "target_bps", "alpha"]
+SPIN_S = 30e-6  # waits shorter than this spin; longer ones sleep in select()
+
+
+def time_scale(value: float, line_rate_bps: float) -> float:
+    """``value``, or with 0 the slow-motion factor 25 Gbit/s / line rate: an emulated link k
+    times slower than the 25G NICs the DCQCN defaults were tuned on keeps the published
+    dynamics per packet when every timer is k times longer (bytes stay as published)."""
+    return value if value > 0 else REFERENCE_LINK_RATE_BPS / line_rate_bps
+
+
+def parse_qp(text: str) -> tuple[str, int, int]:
+    ip, local, remote = text.rsplit(":", 2)
+    return ip, int(local, 0), int(remote, 0)
+
+
+def entropy_port(qpn: int) -> int:
+    """UDP source port of a QP: in the dynamic range, from the QPN (flow entropy for ECMP)."""
+    return 49152 + (qpn * 2654435761) % 16384
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.requested = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, *_: object) -> None:
+        self.requested = True
+
+
+# ---- requester ---------------------------------------------------------------------------
+
+def build_senders(args: argparse.Namespace) -> tuple[list[QpSender], dict[str, object]]:
+    senders = []
+    tx_socks: dict[str, object] = {}
+    line = args.line_rate_bps
+    for text in args.qp:
+        peer_ip, local_qpn, remote_qpn = parse_qp(text)
+        route = resolve_route(peer_ip)
+        ep = Endpoints(route.src_mac, route.next_hop_mac, route.src_ip, peer_ip,
+                       entropy_port(local_qpn))
+        frames = DataFrames(ep, dest_qp=remote_qpn, mtu_payload_bytes=args.mtu_payload)
+        req = Requester(args.mtu_payload, args.window, args.timeout_s)
+        rp = None
+        max_burst_s = args.max_burst_s
+        if args.cc == "dcqcn":
+            params = DcqcnParams.scaled_to(
+                line, args.dcqcn_profile, time_scale=time_scale(args.dcqcn_time_scale, line))
+            rp = DcqcnReactionPoint(params)
+            max_burst_s = min(max_burst_s, params.rate_increase_timer_s)
+        qp = QpSender(local_qpn, frames, req, rp, math.inf if args.unpaced else line,
+                      Pacer(max_burst_s))
+        qp.ifname = route.ifname
+        qp.src_ip = route.src_ip
+        senders.append(qp)
+        if route.ifname not in tx_socks:
+            tx_socks[route.ifname] = TxRing(open_tx(route.ifname), frames=4096)
+    return senders, tx_socks
+
+
+def run_sender(args: argparse.Namespace) -> int:
+    set_timer_slack_ns(1)
+    stop = _Stop()
+    qps, tx_socks = build_senders(args)
+    rx = open_rx(qps[0].src_ip)
+    by_qpn = {qp.qpn: qp for qp in qps}
+    plan = _schedule(args, qps)  # (offset_s, qpn, size_bytes), in time order
+    sizes = {(qpn, size) for _, qpn, size in plan}
+    for qpn, size in sorted(sizes)[:64]:
+        by_qpn[qpn].warm(size, tx_socks[by_qpn[qpn].ifname])
+    start = _start_time(args)
+    posts = [start + offset for offset, _, _ in plan]
+    posted = 0
+    deadline = start + args.max_duration_s
+    rings = list(tx_socks.values())
+    while not stop.requested:
+        now = time.monotonic()
+        while posted < len(posts) and posts[posted] <= now:
+            _, qpn, size = plan[posted]
+            by_qpn[qpn].requester.post(size, posts[posted])
+            posted += 1
+        while (item := recv(rx)) is not None:
+            _on_control(item[0], by_qpn, time.monotonic())
+        now = time.monotonic()
+        for qp in qps:
+            qp.send_due(now, tx_socks[qp.ifname], args.batch)
+        for ring in rings:
+            ring.flush()
+        if posted == len(posts) and all(qp.requester.done for qp in qps):
+            break
+        if now > deadline:
+            break
+        events = [t for qp in qps if (t := qp.next_event_s()) is not None]
+        if posted < len(posts):
+            events.append(posts[posted])
+        wait = (min(events) if events else now + 0.05) - time.monotonic()
+        if wait > SPIN_S:
+            select.select([rx], [], [], min(wait, 0.05))
+    end = time.monotonic()
+    _write_sender_outputs(args, qps, start, end, sum(r.drops for r in rings))
+    return 0 if all(qp.requester.done for qp in qps) and posted == len(posts) else 1
+
+
+def _schedule(args: argparse.Namespace, qps: list[QpSender]) -> list[tuple[float, int, int]]:
+    """Messages to post: ``--messages`` of ``--message-bytes`` on every QP every
+    ``--interval-s``, or the rows of ``--schedule`` (CSV: offset_s, qpn, size_bytes)."""
+    if args.schedule:
+        with open(args.schedule, newline="") as f:
+            rows = [(float(r["offset_s"]), int(r["qpn"], 0), int(r["size_bytes"]))
+                    for r in csv.DictReader(f)]
+        known = {qp.qpn for qp in qps}
+        unknown = {qpn for _, qpn, _ in rows} - known
+        if unknown:
+            raise SystemExit(f"--schedule names QPs {sorted(unknown)} not given with --qp")
+        return sorted(rows)
+    if args.messages is None or args.message_bytes is None:
+        raise SystemExit("give --messages and --message-bytes, or --schedule")
+    return [(k * args.interval_s, qp.qpn, args.message_bytes)
+            for k in range(args.messages) for qp in qps]
+
+
+def _start_time(args: argparse.Namespace) -> float:
+    """--start-at T, or with --start-at stdin: say ready, then read T from stdin (a driver
+    starting many senders gives them one start time once they have all started up)."""
+    if args.start_at == "stdin":
+        print(json.dumps({"ready": True}), flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            raise SystemExit("no start time on stdin")
+        return float(line)
+    return float(args.start_at) if args.start_at is not None else time.monotonic()
+
+
+def _on_control(payload: bytes, by_qpn: dict[int, QpSender], now: float) -> None:
+    bth = parse_bth(payload)
+    if bth is None:
+        return
+    qp = by_qpn.get(bth.dest_qp)
+    if qp is None:
+        return
+    if is_cnp(bth.opcode):
+        qp.on_cnp(now)
+    elif is_ack(bth.opcode):
+        aeth = parse_aeth(payload)
+        if aeth is None:
+            return
+        if is_nak(aeth[0]):
+            qp.on_nak(bth.psn, now)
+        else:
+            qp.on_ack(bth.psn, now)
+
+
+def _write_sender_outputs(args, qps: list[QpSender], start: float, end: float,
+                          local_drops: int) -> None:
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = args.time_zero if args.time_zero is not None else start
+    with (out / f"roce_messages_{args.name}.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(MESSAGE_FIELDS)
+        for qp in qps:
+            for c in qp.requester.completions:
+                writer.writerow([args.name, qp.qpn, c.msg_id, c.size_bytes,
+                                 f"{c.posted_s - t0:.6f}", f"{c.completed_s - t0:.6f}",
+                                 f"{c.completed_s - c.posted_s:.6f}"])
+    with (out / f"roce_rates_{args.name}.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(RATE_FIELDS)
+        for qp in qps:
+            for s in qp.rate_samples:
+                writer.writerow([args.name, qp.qpn, f"{s.t_s - t0:.6f}", f"{s.rate_bps:.0f}",
+                                 f"{s.target_bps:.0f}", f"{s.alpha:.5f}"])
+    stats = {"sender": args.name, "cc": args.cc, "duration_s": end - start,
+             "local_drops": local_drops, "qps": []}
+    for qp in qps:
+        req, rp = qp.requester, qp.rp
+        stats["qps"].append({
+            "qpn": qp.qpn, "messages_posted": qp.requester.posted_messages,
+            "messages_completed": len(req.completions), "sent_packets": req.sent_packets,
+            "sent_bytes": qp.sent_bytes, "retransmitted_packets": req.retransmitted_packets,
+            "timeouts": req.timeouts, "naks_received": req.naks_received,
+            "cnps_received": rp.cnps_received if rp else 0,
+            "rate_cuts": rp.rate_cuts if rp else 0,
+            "final_rate_bps": qp.rate_bps if not math.isinf(qp.rate_bps) else None,
+            "min_rate_bps": min((s.rate_bps for s in qp.rate_samples),
+                                default=qp.rate_bps if not math.isinf(qp.rate_bps) else None),
+        })
+    (out / f"roce_sender_{args.name}.json").write_text(json.dumps(stats, indent=1))
+    print(json.dumps(stats), flush=True)
+
+
+# ---- responder ---------------------------------------------------------------------------
+
+def run_receiver(args: argparse.Namespace) -> int:
+    stop = _Stop()
+    rx = open_rx(args.bind)
+    pacer = CnpPacer(args.cnp_interval_s)
+    qps: dict[int, ResponderQp] = {}
+    tx_socks: dict[str, object] = {}
+    sends = {}
+    peers = {}
+    for text in args.qp:
+        peer_ip, local_qpn, remote_qpn = parse_qp(text)
+        route = resolve_route(peer_ip)
+        ep = Endpoints(route.src_mac, route.next_hop_mac, route.src_ip, peer_ip,
+                       entropy_port(local_qpn))
+        qps[local_qpn] = ResponderQp(local_qpn, ControlFrames(ep, dest_qp=remote_qpn), pacer,
+                                     args.ack_coalesce)
+        peers[local_qpn] = peer_ip
+        if route.ifname not in tx_socks:
+            tx_socks[route.ifname] = SocketTx(open_tx(route.ifname))
+        sends[local_qpn] = tx_socks[route.ifname].send
+    print(json.dumps({"ready": True}), flush=True)
+    started = time.monotonic()
+    unknown = 0
+    while not stop.requested and time.monotonic() - started < args.duration_s:
+        select.select([rx], [], [], 0.1)
+        while (item := recv(rx)) is not None:
+            payload, _src, tos = item
+            bth = parse_bth(payload)
+            qp = qps.get(bth.dest_qp) if bth is not None else None
+            if qp is None:
+                unknown += 1
+                continue
+            now = time.monotonic()
+            send = sends[bth.dest_qp]
+            for frame in qp.on_packet(bth, is_ce(tos), len(payload), now):
+                send(frame)  # a lost ACK is made good by the next one or the requester's timer
+    _write_receiver_outputs(args, qps, peers, unknown)
+    return 0
+
+
+def _write_receiver_outputs(args, qps: dict[int, ResponderQp], peers: dict[int, str],
+                            unknown: int) -> None:
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = args.time_zero or 0.0
+    with (out / f"roce_arrivals_{args.name}.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["receiver", "qpn", "peer", "msn", "t_s"])
+        for qpn, qp in qps.items():
+            for k, t in enumerate(qp.stats.message_times_s, 1):
+                writer.writerow([args.name, qpn, peers[qpn], k, f"{t - t0:.6f}"])
+    stats = {"receiver": args.name, "unknown_qp_packets": unknown,
+             "cnp_interval_s": args.cnp_interval_s, "ack_coalesce": args.ack_coalesce,
+             "qps": []}
+    for qpn, qp in qps.items():
+        row = {k: v for k, v in vars(qp.stats).items() if k != "message_times_s"}
+        stats["qps"].append({"qpn": qpn, "peer": peers[qpn], **row})
+    (out / f"roce_receiver_{args.name}.json").write_text(json.dumps(stats, indent=1))
+    print(json.dumps(stats), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="role", required=True)
+    p = sub.add_parser("send")
+    p.add_argument("--qp", action="append", required=True, help="PEER_IP:LOCAL_QPN:REMOTE_QPN")
+    p.add_argument("--name", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--messages", type=int, default=None)
+    p.add_argument("--message-bytes", type=int, default=None)
+    p.add_argument("--schedule", default=None,
+                   help="CSV with offset_s,qpn,size_bytes rows instead of --messages")
+    p.add_argument("--interval-s", type=float, default=0.0,
+                   help="message k is posted at start + k x interval (0: all at once)")
+    p.add_argument("--start-at", default=None,
+                   help="CLOCK_MONOTONIC start time, or 'stdin': print ready, read it there")
+    p.add_argument("--time-zero", type=float, default=None,
+                   help="CLOCK_MONOTONIC origin of the times written (default: start)")
+    p.add_argument("--line-rate-bps", type=float, required=True)
+    p.add_argument("--unpaced", action="store_true", help="no pacing at all (benchmarks)")
+    p.add_argument("--mtu-payload", type=int, default=1024)
+    p.add_argument("--window", type=int, default=32, help="packets in flight per QP")
+    p.add_argument("--timeout-s", type=float, default=0.02, help="transport timer")
+    p.add_argument("--cc", choices=("dcqcn", "none"), default="dcqcn")
+    p.add_argument("--dcqcn-profile", choices=PROFILES, default="paper")
+    p.add_argument("--dcqcn-time-scale", type=float, default=0.0,
+                   help="multiply every DCQCN timer; 0: 25 Gbit/s / line rate")
+    p.add_argument("--max-burst-s", type=float, default=DEFAULT_MAX_BURST_S)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--max-duration-s", type=float, default=300.0)
+    r = sub.add_parser("recv")
+    r.add_argument("--bind", required=True)
+    r.add_argument("--qp", action="append", required=True, help="PEER_IP:LOCAL_QPN:REMOTE_QPN")
+    r.add_argument("--name", required=True)
+    r.add_argument("--out-dir", required=True)
+    r.add_argument("--ack-coalesce", type=int, default=1)
+    r.add_argument("--cnp-interval-s", type=float, default=PAPER_CNP_INTERVAL_S)
+    r.add_argument("--duration-s", type=float, default=3600.0)
+    r.add_argument("--time-zero", type=float, default=None)
+    args = parser.parse_args(argv)
+    return run_sender(args) if args.role == "send" else run_receiver(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
