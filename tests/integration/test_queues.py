@@ -187,7 +187,7 @@ def test_kernel_red_backend_runs_where_the_kernel_has_red(fabric_of):
                             "400000", "min", "30000", "max", "90000", "avpkt", "1500"],
                            capture_output=True, text=True)
     if probe.returncode != 0:
-        pytest.skip("this kernel has no red qdisc; tests/unit/test_port_qdiscs.py checks the "
+        pytest.skip("this kernel has no red qdisc; tests/unit/test_port_queues.py checks the "
                     "red configuration kvfabric generates")
     subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], capture_output=True)
     fabric = fabric_of("l3", queues=QueueSettings(), spines=1, leaves=1, hosts_per_leaf=2)
