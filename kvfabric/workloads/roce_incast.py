@@ -23,6 +23,7 @@ from traffic.tcp_kv import available_congestion_controls
 
 from ..schema import Field, SpecIssue
 from .ecn_port import bottleneck_ecn
+from .hosts import check_receiver_and_senders
 from .roce_incast_analysis import analyse  # noqa: F401  (part of the workload interface)
 from .tcp_incast import choose_senders
 
@@ -78,14 +79,7 @@ def block_bytes(workload: dict[str, Any]) -> int:
 
 
 def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -> None:
-    hosts = topo.host_names()
-    if workload["receiver"] not in hosts:
-        issues.append(SpecIssue("workload.receiver", f"no host {workload['receiver']!r}",
-                                f"use one of h1..h{len(hosts)}"))
-    elif workload["senders"] > len(hosts) - 1:
-        issues.append(SpecIssue("workload.senders", f"{workload['senders']} senders but only "
-                                f"{len(hosts) - 1} other hosts",
-                                f"set workload.senders to at most {len(hosts) - 1}"))
+    check_receiver_and_senders(workload, topo, issues)
     names = transports(workload)
     ccs = available_congestion_controls()
     bad = [t for t in names if t not in ROCE_TRANSPORTS

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from topologies.leafspine import FabricTopo
+from traffic.tcp_kv import available_congestion_controls
 
 from .. import results
 from ..schema import Field, SpecIssue
@@ -32,17 +33,9 @@ FIELDS = [
 ]
 
 
-def available_ccs() -> list[str]:
-    try:
-        with open("/proc/sys/net/ipv4/tcp_available_congestion_control") as f:
-            return f.read().split()
-    except OSError:
-        return []
-
-
 def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -> None:
     check_receiver_and_senders(workload, topo, issues)
-    ccs = available_ccs()
+    ccs = available_congestion_controls()
     if ccs and workload["cc"] not in ccs:
         issues.append(SpecIssue("workload.cc", f"this kernel has no {workload['cc']!r}",
                                 f"use one of: {', '.join(ccs)}"))
