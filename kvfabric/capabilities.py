@@ -51,7 +51,7 @@ _NETLINK_QDISC_PARAMS: dict[str, dict] = {
 }
 #: Root qdiscs added with tc, because pyroute2 cannot encode their options. The RED ramp is the
 #: shape kvfabric uses (Kmin < Kmax, Pmax 0.2, ECN marking rather than dropping).
-_TC_QDISC_SPECS: dict[str, list[str]] = {
+TC_QDISC_SPECS: dict[str, list[str]] = {
     "red": ["red", "limit", "400000", "min", "30000", "max", "90000", "avpkt", "1500",
             "burst", "30", "probability", "0.2", "bandwidth", "100mbit", "ecn"],
     "prio": ["prio", "bands", "3"],
@@ -467,7 +467,7 @@ def _probe_qdisc_netlink(ipr, kind: str, index: int) -> Check:
 
 
 def _probe_qdisc_tc(ns: str, kind: str, dev: str) -> Check:
-    argv = ["tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", *_TC_QDISC_SPECS[kind]]
+    argv = ["tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", *TC_QDISC_SPECS[kind]]
     try:
         run(netns_argv(ns, argv), timeout_s=5)
     except CommandError as exc:
@@ -543,7 +543,7 @@ def _probe_kernel_features(ipr, ns: str, workdir: Path) -> list[Check]:
     checks = []
     for kind in QDISC_KINDS:
         index = _add_veth(ipr, kind)
-        if kind in _TC_QDISC_SPECS:
+        if kind in TC_QDISC_SPECS:
             checks.append(_probe_qdisc_tc(ns, kind, f"{kind}0"))
         else:
             checks.append(_probe_qdisc_netlink(ipr, kind, index))

@@ -11,7 +11,6 @@ queues/pfc_events.csv, pfc_counters.csv, agent.json   see topologies/queues/agen
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -54,18 +53,11 @@ def queue_approximations(ecn_backend: str) -> list[str]:
     return notes
 
 
-def _read(path: Path) -> list[dict[str, str]]:
-    if not path.exists() or path.stat().st_size == 0:
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def analyse_queues(run_dir: Path) -> dict[str, Any]:
     q = run_dir / "queues"
-    counters = _read(q / "queue_counters.csv")
-    ecn = _read(q / "ecn.csv")
-    pfc = _read(q / "pfc_counters.csv")
+    counters = results.read_csv(q / "queue_counters.csv")
+    ecn = results.read_csv(q / "ecn.csv")
+    pfc = results.read_csv(q / "pfc_counters.csv")
     agent = json.loads((q / "agent.json").read_text()) if (q / "agent.json").exists() else {}
     drops: dict[str, int] = {}
     for row in counters:
@@ -82,7 +74,7 @@ def analyse_queues(run_dir: Path) -> dict[str, Any]:
         "agent_sweep_median_s": agent.get("sweep_period_median_s"),
         "agent_sweep_p99_s": agent.get("sweep_period_p99_s"),
     }
-    summary.update(bottleneck_depth(_read(q / "telemetry.csv")))
+    summary.update(bottleneck_depth(results.read_csv(q / "telemetry.csv")))
     plot = plot_queues(q / "telemetry.csv", run_dir / "queues.png")
     if plot:
         summary["plot"] = "queues.png"
@@ -110,7 +102,7 @@ def bottleneck_depth(rows: list[dict[str, str]]) -> dict[str, Any]:
 
 def plot_queues(telemetry_csv: Path, out: Path, ports: int = 4) -> bool:
     """Queue depth (deepest per 100 us bin) and marks over time, busiest switch ports."""
-    rows = _read(telemetry_csv)
+    rows = results.read_csv(telemetry_csv)
     if not rows:
         return False
     from .plotting import new_figure, save_figure

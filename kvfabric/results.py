@@ -34,6 +34,14 @@ def write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV file written by a run; [] when it is missing or empty."""
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
         path.write_text("")

@@ -204,10 +204,10 @@ class Fabric:
         """Kernel RED if this kernel has it (tried on a real port, then removed), else eBPF."""
         if self.ecn_backend != "auto":
             return self.ecn_backend
+        from kvfabric.capabilities import TC_QDISC_SPECS
+
         probe = run(_tc_argv(netns, ["qdisc", "add", "dev", ifname, "root", "handle", "ff0:",
-                                     "red", "limit", "400000", "min", "30000", "max", "90000",
-                                     "avpkt", "1500", "burst", "20", "bandwidth", "100mbit",
-                                     "ecn"]), check=False)
+                                     *TC_QDISC_SPECS["red"]]), check=False)
         if probe.returncode != 0:
             return "ebpf"
         run(_tc_argv(netns, ["qdisc", "del", "dev", ifname, "root"]), check=False)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 from ..plotting import new_figure, save_figure
+from ..results import read_csv
 from .openflow_common import controller_events, rates
 
 #: An uplink counts as congested from the first sample at or above this utilisation.
@@ -15,16 +15,9 @@ ONSET_UTIL = 0.85
 IN_USE_UTIL = 0.1
 
 
-def _read(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    with path.open() as f:
-        return list(csv.DictReader(f))
-
-
 def analyse(run_dir: Path, spec) -> dict[str, Any]:
-    flows = _read(run_dir / "flows.csv")
-    samples = _read(run_dir / "uplinks.csv")
+    flows = read_csv(run_dir / "flows.csv")
+    samples = read_csv(run_dir / "uplinks.csv")
     link_bps = spec.fabric["fabric_rate"]
     summary: dict[str, Any] = {"controller": spec.fabric["controller"],
                                "elephants": len(flows)}

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 from ..plotting import new_figure, save_figure
+from ..results import read_csv
 
 PROBES = ("icmp", "tcp", "udp", "roce_udp_4791")
-
-
-def _read(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    with path.open() as f:
-        return list(csv.DictReader(f))
 
 
 def tenant_share_bps(spec, host: str) -> float:
@@ -29,7 +22,7 @@ def tenant_share_bps(spec, host: str) -> float:
 
 
 def analyse(run_dir: Path, spec) -> dict[str, Any]:
-    reach = _read(run_dir / "reachability.csv")
+    reach = read_csv(run_dir / "reachability.csv")
     summary: dict[str, Any] = {"tenants": {t: len(m) for t, m in spec.tenants.items()},
                                "tenant_meters": spec.fabric["tenant_meters"]}
     if reach:
@@ -42,7 +35,7 @@ def analyse(run_dir: Path, spec) -> dict[str, Any]:
             "pairs_in_tenant": len(inside),
             "in_tenant_probes_failed": sum(r[p] != "True" for r in inside for p in PROBES),
         })
-    rows = _read(run_dir / "throughput.csv")
+    rows = read_csv(run_dir / "throughput.csv")
     if rows:
         b = {r["phase"]: float(r["bps"]) for r in rows if r["flow"].startswith("B ")}
         a = sum(float(r["bps"]) for r in rows if r["flow"].startswith("A "))

@@ -114,20 +114,24 @@ def test_a_failed_link_is_routed_around(tmp_path, nothing_left):
     nothing_left()
 
 
+def _controller_pid_once_configured(tmp_path, proc) -> int:
+    """The controller's pid once it has configured all 4 switches of the link_failure run."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        for status in tmp_path.glob("link_failure/*/controller-status.json"):
+            data = json.loads(status.read_text() or "{}")
+            if len(data.get("configured", [])) == 4:
+                return data["pid"]
+        time.sleep(0.2)
+    raise AssertionError("the run never got its controller up")
+
+
 def test_controller_crash_fails_the_run_and_leaves_nothing(tmp_path, nothing_left):
     proc = subprocess.Popen(_kvfabric("run", "link_failure", "--set", "workload.duration=60s",
                                       "--set", "workload.fail_at=50s",
                                       "--set", "workload.restore_at=0", results=tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    pid = None
-    while time.monotonic() < deadline and pid is None:
-        for status in tmp_path.glob("link_failure/*/controller-status.json"):
-            data = json.loads(status.read_text() or "{}")
-            if len(data.get("configured", [])) == 4:
-                pid = data["pid"]
-        time.sleep(0.2)
-    assert pid, "the run never got its controller up"
+    pid = _controller_pid_once_configured(tmp_path, proc)
     time.sleep(2)  # mid-workload
     os.kill(pid, signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
@@ -147,15 +151,7 @@ def test_a_killed_runner_takes_its_controller_with_it(tmp_path, nothing_left):
                                       "--set", "workload.fail_at=50s",
                                       "--set", "workload.restore_at=0", results=tmp_path),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    pid = None
-    while time.monotonic() < deadline and pid is None and proc.poll() is None:
-        for status in tmp_path.glob("link_failure/*/controller-status.json"):
-            data = json.loads(status.read_text() or "{}")
-            if len(data.get("configured", [])) == 4:
-                pid = data["pid"]
-        time.sleep(0.2)
-    assert pid, "the run never got its controller up"
+    pid = _controller_pid_once_configured(tmp_path, proc)
     proc.kill()
     proc.wait()
     for _ in range(50):

@@ -6,8 +6,8 @@ import pytest
 
 from kvfabric.schema import SpecError
 from kvfabric.spec import validate
-from topologies.queues.agent import AgentConfig, ClassConfig, PortConfig, parse_pfc_fast
-from topologies.queues.pfc_frames import parse_pfc, pause_frame, resume_frame
+from topologies.queues.agent import AgentConfig, ClassConfig, PortConfig
+from topologies.queues.pfc_frames import parse_pfc, parse_pfc_bytes, pause_frame, resume_frame
 from topologies.queues.port_qdiscs import (
     PAUSED_RATE_BPS,
     class_handle,
@@ -86,8 +86,8 @@ def test_red_configuration_follows_the_ramp():
 def test_fast_pfc_parser_agrees_with_scapy():
     for frame in (pause_frame("02:00:00:00:00:01", 3), resume_frame("02:00:00:00:00:01", 3),
                   pause_frame("02:00:00:00:00:01", 6, 100)):
-        assert parse_pfc_fast(frame) == parse_pfc(frame)
-    assert parse_pfc_fast(bytes(60)) is None
+        assert parse_pfc_bytes(frame) == parse_pfc(frame)
+    assert parse_pfc_bytes(bytes(60)) is None
 
 
 def test_agent_config_round_trips_through_json():

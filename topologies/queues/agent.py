@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy  # noqa: F401  (imported now, not at the first telemetry read mid-run)
 
 from .ebpf_marker import TL_BIN_NS, MarkerHandle
-from .pfc_frames import MAX_QUANTA, PFC_QUANTUM_BITS, pfc_frame
+from .pfc_frames import MAX_QUANTA, PFC_QUANTUM_BITS, parse_pfc_bytes, pfc_frame
 from .pfc_model import PfcState
 from .port_qdiscs import PAUSED_RATE_BPS, tbf_burst_bytes, tbf_running_rate_bps
 from .tc_netlink import RouteSocket, in_namespace
@@ -111,17 +111,6 @@ class AgentConfig:
         return cls(ports=ports, **raw)
 
 
-def parse_pfc_fast(frame: bytes) -> dict[int, int] | None:
-    """{priority: quanta} of a PFC frame, without Scapy (same result as pfc_frames.parse_pfc)."""
-    if len(frame) < 34 or frame[12:16] != b"\x88\x08\x01\x01":
-        return None
-    if frame[:6] != b"\x01\x80\xc2\x00\x00\x01":
-        return None
-    (enable,) = struct.unpack_from("!H", frame, 16)
-    quanta = struct.unpack_from("!8H", frame, 18)
-    return {p: quanta[p] for p in range(8) if enable & (1 << p)}
-
-
 def _mac_bytes(mac: str) -> bytes:
     return bytes(int(x, 16) for x in mac.split(":"))
 
@@ -154,8 +143,9 @@ class QueueAgent:
         self.config = config
         self.out = Path(config.out_dir)
         self.ports = [PortRuntime(p) for p in config.ports]
-        self.by_ifindex: dict[tuple[str | None, int], PortRuntime] = {
-            (p.cfg.netns, p.cfg.ifindex): p for p in self.ports}
+        self.ports_in: dict[str | None, list[PortRuntime]] = {}
+        for port in self.ports:
+            self.ports_in.setdefault(port.cfg.netns, []).append(port)
         self.routes: dict[str | None, RouteSocket] = {}
         self.t0 = time.monotonic()
         self.stop = False
@@ -207,6 +197,7 @@ class QueueAgent:
                     port.cfg.role != "host" and any(c.lossless for c in port.cfg.classes)):
                 self.pfc_leaves.setdefault(port.cfg.netns, set()).update(
                     (port.cfg.ifindex, c.leaf) for c in port.cfg.classes if c.lossless)
+        self.rx_ports = {p.rx: p for p in self.ports if p.rx is not None}
         self.pfc_nodes: dict[str, list[PortRuntime]] = {}
         for port in self.ports:
             if port.send_states:
@@ -305,14 +296,13 @@ class QueueAgent:
         self._set_paused(port, cls, False)
 
     def _receive(self, timeout_s: float) -> None:
-        socks = [p.rx for p in self.ports if p.rx is not None]
-        if not socks:
+        if not self.rx_ports:
             time.sleep(max(0.0, timeout_s))
             return
-        readable, _, _ = select.select(socks, [], [], max(0.0, timeout_s))
+        readable, _, _ = select.select(list(self.rx_ports), [], [], max(0.0, timeout_s))
         now = time.monotonic()
         for sock in readable:
-            port = next(p for p in self.ports if p.rx is sock)
+            port = self.rx_ports[sock]
             while True:
                 try:
                     frame, addr = sock.recvfrom(256)
@@ -320,7 +310,7 @@ class QueueAgent:
                     break
                 if addr[2] == PACKET_OUTGOING:
                     continue
-                parsed = parse_pfc_fast(frame)
+                parsed = parse_pfc_bytes(frame)
                 for priority, quanta in (parsed or {}).items():
                     self._pause(port, priority, quanta, now)
         for port in self.ports:
@@ -345,9 +335,8 @@ class QueueAgent:
             except OSError:
                 continue
             by_key = {(s.ifindex, s.handle): s for s in stats}
-            for (ns, ifindex), port in self.by_ifindex.items():
-                if ns != netns:
-                    continue
+            for port in self.ports_in[netns]:
+                ifindex = port.cfg.ifindex
                 for cls in port.cfg.classes:
                     if pfc_only and (ifindex, cls.leaf) not in wanted:
                         continue
@@ -446,9 +435,8 @@ class QueueAgent:
         for port in self.ports:
             for priority in list(port.paused_until):
                 port.counter(priority)["time_paused_s"] += now - port.paused_since[priority]
-            for state_priority, state in port.send_states.items():
-                port.counter(state_priority)  # a row even when nothing happened
-                del state
+            for priority in port.send_states:
+                port.counter(priority)  # a row even when nothing happened
         if self.config.telemetry:
             self._read_telemetry()
         with open(self.out / "pfc_counters.csv", "w", newline="") as f:

@@ -8,6 +8,7 @@ an enabled class with time 0 means resume. Scapy builds the template; senders ke
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Mapping
 
 from scapy.contrib.mac_control import MACControl, MACControlClassBasedFlowControl
@@ -78,3 +79,15 @@ def parse_pfc(frame: bytes) -> dict[int, int] | None:
         return None
     return {p: getattr(layer, f"c{p}_pause_time") for p in range(8)
             if getattr(layer, f"c{p}_enabled")}
+
+
+def parse_pfc_bytes(frame: bytes) -> dict[int, int] | None:
+    """{priority: quanta} of a PFC frame, without Scapy (same result as parse_pfc), for
+    the queue agent's receive path."""
+    if len(frame) < 34 or frame[12:16] != b"\x88\x08\x01\x01":
+        return None
+    if frame[:6] != b"\x01\x80\xc2\x00\x00\x01":
+        return None
+    (enable,) = struct.unpack_from("!H", frame, 16)
+    quanta = struct.unpack_from("!8H", frame, 18)
+    return {p: quanta[p] for p in range(8) if enable & (1 << p)}
