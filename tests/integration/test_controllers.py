@@ -104,8 +104,11 @@ def test_a_failed_link_is_routed_around(tmp_path, nothing_left):
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = summary["results"]
     assert results["down_controller_updated_s"] < 0.5
-    # Every stream delivers again soon after the failure (none stays cut off until the end).
-    assert results["down_recovery_max_s"] < 0.5, results
+    # Every stream delivers again soon after the failure: typically ~10 ms; a single host
+    # stall on the 2-core CI machine once stretched one stream to 0.62 s. Without rerouting
+    # the streams stay cut for the remaining 3 s (failure at 2 s of 5 s, no restore).
+    assert results["down_recovery_median_s"] < 0.1, results
+    assert results["down_recovery_max_s"] < 1.5, results
     assert results["packets_lost_total"] < 0.05 * 8 * 5000
     with (run_dir / "controller-events.jsonl").open() as f:
         events = [json.loads(line) for line in f]
