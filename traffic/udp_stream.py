@@ -19,10 +19,13 @@ PAYLOAD = struct.Struct("!IQd")  # flow, seq, send time
 PAD = bytes(64)
 
 
-def send(dst: str, port: int, flows: int, interval_s: float, duration_s: float) -> int:
+def send(dst: str, port: int, flows: int, interval_s: float, duration_s: float,
+         sport_base: int = 0) -> int:
+    """``sport_base``: flow i sends from port sport_base + i (0: ephemeral ports), so that a
+    run's five-tuples, and so its ECMP paths, are the same every time."""
     socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(flows)]
-    for sock in socks:
-        sock.bind(("0.0.0.0", 0))
+    for i, sock in enumerate(socks):
+        sock.bind(("0.0.0.0", sport_base + i if sport_base else 0))
     print(" ".join(str(s.getsockname()[1]) for s in socks), flush=True)
     seq = 0
     next_send = time.monotonic()
@@ -72,13 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     p_send.add_argument("--flows", type=int, default=4)
     p_send.add_argument("--interval-s", type=float, default=0.001)
     p_send.add_argument("--duration-s", type=float, required=True)
+    p_send.add_argument("--sport-base", type=int, default=0,
+                        help="flow i sends from this port + i (default: ephemeral ports)")
     p_recv = sub.add_parser("recv")
     p_recv.add_argument("--port", type=int, required=True)
     p_recv.add_argument("--duration-s", type=float, required=True)
     p_recv.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     if args.role == "send":
-        return send(args.dst, args.port, args.flows, args.interval_s, args.duration_s)
+        return send(args.dst, args.port, args.flows, args.interval_s, args.duration_s,
+                    args.sport_base)
     return recv(args.port, args.duration_s, args.out)
 
 

@@ -65,7 +65,8 @@ def run_flows(out_dir: Path, *, flows: int, bottleneck_bps: int, line_bps: float
             if capture:
                 cap = subprocess.Popen(
                     ["ip", "netns", "exec", net.router_ns, "tcpdump", "-i", "d0", "-w",
-                     str(pcap), "-s", "256", "-B", "16384", "udp port 4791"],
+                     str(pcap), "-s", "256", "-B", "16384", "--immediate-mode",
+                     "udp port 4791"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 procs.append(cap)
                 time.sleep(1.0)
