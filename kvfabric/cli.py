@@ -13,6 +13,7 @@ import tomllib
 from . import results
 from .lock import FabricBusy
 from .schema import SpecError, SpecIssue
+from .signals import EXIT_INTERRUPTED, Interrupted, SignalGuard
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
@@ -27,12 +28,19 @@ def _cmd_run(args) -> int:
         print("kvfabric run needs root (network namespaces, tc, OVS): run it with sudo",
               file=sys.stderr)
         return EXIT_USAGE
-    outcome = run_experiment(spec, results.results_root(args.results), capture=args.capture)
-    print(f"\n{outcome.status.upper()}: results in {outcome.run_dir}")
-    if outcome.summary.get("error"):
-        print(f"  {outcome.summary['error']}")
-    _print_headline(outcome.summary)
-    return outcome.exit_code
+    with SignalGuard() as guard:
+        outcome = run_experiment(spec, results.results_root(args.results),
+                                 capture=args.capture, guard=guard)
+        print(f"\n{outcome.status.upper()}: results in {outcome.run_dir}")
+        if outcome.summary.get("error"):
+            print(f"  {outcome.summary['error']}")
+        if outcome.signals and outcome.status == "ok":
+            print(f"  {outcome.signals[0]} arrived after the workload had finished: the "
+                  "results are complete")
+        for problem in outcome.summary.get("write_errors", []):
+            print(f"kvfabric: could not write {problem}", file=sys.stderr)
+        _print_headline(outcome.summary)
+        return EXIT_INTERRUPTED if guard.interrupted else outcome.exit_code
 
 
 def _parse_override(item: str) -> tuple[str, object]:
@@ -158,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"kvfabric: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except results.ResultsUnwritable as exc:
+        print(f"kvfabric: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Interrupted as exc:
+        print(f"kvfabric: interrupted ({exc}) before the run started; nothing was built",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ so it can be understood and repeated from the folder alone.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -19,6 +20,31 @@ DEFAULT_ROOT = Path("results")
 
 def results_root(explicit: str | None = None) -> Path:
     return Path(explicit or os.environ.get("KVFABRIC_RESULTS") or DEFAULT_ROOT)
+
+
+class ResultsUnwritable(Exception):
+    """A run folder or file could not be written (read-only, full, not a directory)."""
+
+
+def check_writable(root: Path, option: str) -> None:
+    """Before anything is built: ``root`` is (or can become) a folder this process can write
+    a file into; else a SpecError naming ``option`` and the fix."""
+    from .schema import SpecError, SpecIssue
+
+    probe = root / f".kvfabric-write-test-{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"x" * 4096)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if root.exists() and not root.is_dir():
+            reason = "it is a file, not a folder"
+        raise SpecError([SpecIssue(option, f"results root {root} is not writable: {reason}",
+                                   "give a writable folder with free space, e.g. --results "
+                                   "/tmp/kvfabric-results")]) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 def new_run_dir(root: Path, experiment: str) -> Path:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from .lock import fabric_lock
 from .progress import Progress
 from .queue_results import analyse_queues, queue_approximations, write_queue_counters
 from .report import write_run_report
+from .signals import EXIT_INTERRUPTED, Interrupted, SignalGuard
 from .spec import Spec, to_toml
 from .workloads import WORKLOADS
 
@@ -37,10 +36,6 @@ BASE_APPROXIMATIONS = [
     "propagation delay is the veth's (microseconds), not a cable's",
     "segmentation offloads are off so queues hold MTU-sized packets",
 ]
-
-
-class Interrupted(BaseException):
-    """SIGTERM or SIGINT arrived; unwinds like KeyboardInterrupt so teardown runs."""
 
 
 @dataclass
@@ -60,71 +55,56 @@ class RunOutcome:
     run_dir: Path
     status: str  # "ok" | "failed" | "interrupted"
     summary: dict[str, Any]
+    signals: list[str] = field(default_factory=list)  # received at any moment of the run
 
     @property
     def exit_code(self) -> int:
-        return {"ok": 0, "failed": 1}.get(self.status, 130)
-
-
-@contextlib.contextmanager
-def _signals_raise():
-    owner = os.getpid()
-
-    def handler(signum, _frame):
-        # pyroute2's NetNS forks helper processes that inherit this handler; they must die
-        # as they would by default, not unwind the runner's code a second time.
-        if os.getpid() != owner:
-            os._exit(128 + signum)
-        raise Interrupted(signal.Signals(signum).name)
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-@contextlib.contextmanager
-def _signals_deferred(pending: list[str]):
-    """Teardown must finish: note signals that arrive during it instead of unwinding."""
-    owner = os.getpid()
-
-    def handler(signum, _frame):
-        if os.getpid() != owner:
-            os._exit(128 + signum)
-        pending.append(signal.Signals(signum).name)
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        if self.signals:
+            return EXIT_INTERRUPTED
+        return {"ok": 0, "failed": 1}.get(self.status, EXIT_INTERRUPTED)
 
 
 def run_experiment(spec: Spec, results_root: Path, capture: str | None = None,
                    progress: Progress | None = None, run_dir: Path | None = None,
-                   lock_wait_s: float | None = None) -> RunOutcome:
-    """Run spec into run_dir (default: a new folder under results_root/<experiment>/)."""
+                   lock_wait_s: float | None = None,
+                   guard: SignalGuard | None = None) -> RunOutcome:
+    """Run spec into run_dir (default: a new folder under results_root/<experiment>/).
+
+    ``guard`` owns SIGINT/SIGTERM (default: one for this call): a signal while the fabric is
+    built or the workload runs cuts them short; one at any other moment waits until the
+    fabric is torn down and summary.json and report.md are written (outcome.signals)."""
     progress = progress or Progress()
     topo = spec.make_topology()
     capture_links = parse_capture(capture, topo)  # bad names fail here, before anything
-    with fabric_lock(f"kvfabric run {spec.name}", wait_s=lock_wait_s):
+    # Absolute: child processes (queue agent, endpoints) run from other directories.
+    results_root = results_root.absolute()
+    if run_dir is None:
+        results.check_writable(results_root, "--results")
+    else:
+        run_dir = run_dir.absolute()
+    with contextlib.ExitStack() as stack:
+        if guard is None:
+            guard = stack.enter_context(SignalGuard())
+        with guard.interruptible():
+            stack.enter_context(fabric_lock(f"kvfabric run {spec.name}", wait_s=lock_wait_s))
         _remove_stale_state(progress)
-        if run_dir is None:
-            run_dir = results.new_run_dir(results_root, spec.name)
-        else:
-            run_dir.mkdir(parents=True)
-        return _run_locked(spec, topo, capture_links, run_dir, progress)
+        try:
+            if run_dir is None:
+                run_dir = results.new_run_dir(results_root, spec.name)
+            else:
+                run_dir.mkdir(parents=True)
+        except OSError as exc:
+            raise results.ResultsUnwritable(f"cannot create the run folder: {exc}") from exc
+        return _run_locked(spec, topo, capture_links, run_dir, progress, guard)
 
 
-def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) -> RunOutcome:
+def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress,
+                guard: SignalGuard) -> RunOutcome:
     handler = logging.FileHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    (run_dir / "spec.toml").write_text(to_toml(spec))
     status, error, timings = "ok", None, {}
-    pending: list[str] = []
     queue_settings = spec.queue_settings()
     fabric = Fabric(topo, spec.fabric["mode"], _ovs_datapath(spec.fabric["ovs_datapath"]),
                     queues=queue_settings,
@@ -135,7 +115,8 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
     controller = None
     workload = WORKLOADS[spec.workload["kind"]]
     try:
-        with _signals_raise():
+        with guard.interruptible():
+            (run_dir / "spec.toml").write_text(to_toml(spec))
             progress.update("probing host")
             capabilities = _probe_capabilities()
             results.write_json(run_dir / "env.json", collect_environment(
@@ -169,25 +150,28 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
             else "failed"
         error = _describe(exc)
         log.error("run %s: %s\n%s", status, error, traceback.format_exc())
-    finally:
-        with _signals_deferred(pending):
-            progress.update("tearing down")
-            started = time.perf_counter()
-            try:
-                if controller is not None:
-                    controller.stop()
-                fabric.teardown()
-            except Exception as exc:
-                status, error = "failed", error or f"teardown: {_describe(exc)}"
-                log.error("teardown failed: %s", traceback.format_exc())
-            timings["teardown_s"] = time.perf_counter() - started
-    if pending and status == "ok":
-        status, error = "interrupted", f"{pending[0]} during teardown"
+    # From here on a signal is only recorded (guard): teardown, summary and report finish.
+    progress.update("tearing down")
+    started = time.perf_counter()
+    try:
+        if controller is not None:
+            controller.stop()
+        fabric.teardown()
+    except Exception as exc:
+        status, error = "failed", error or f"teardown: {_describe(exc)}"
+        log.error("teardown failed: %s", traceback.format_exc())
+    timings["teardown_s"] = time.perf_counter() - started
+    if guard.received and status == "ok":
+        ctx.record("signals_after_workload", guard.received[:])
     summary = _summarise(spec, run_dir, status, error, timings, ctx)
-    write_run_report(run_dir, log)
+    try:
+        write_run_report(run_dir, log)
+    except OSError as exc:
+        log.error("report.md not written: %s", exc)
+        summary.setdefault("write_errors", []).append(f"report.md: {exc}")
     log.removeHandler(handler)
     handler.close()
-    return RunOutcome(run_dir, summary["status"], summary)
+    return RunOutcome(run_dir, summary["status"], summary, guard.received[:])
 
 
 def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
@@ -222,7 +206,14 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
             if spec.fabric["mode"] == "openflow" and ctx.fabric.ovs_datapath == "netdev"
             else []) + ctx.facts.pop("approximations", []),
     }
-    results.write_json(run_dir / "summary.json", summary)
+    try:
+        results.write_json(run_dir / "summary.json", summary)
+    except OSError as exc:
+        # The fabric is down and the figures are in memory: say what could not be written.
+        log.error("summary.json not written: %s", exc)
+        summary["status"] = "failed"
+        summary["error"] = summary["error"] or f"summary.json not written: {exc}"
+        summary.setdefault("write_errors", []).append(f"summary.json: {exc}")
     return summary
 
 

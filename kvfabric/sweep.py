@@ -157,8 +157,9 @@ def run_sweep(plan: SweepPlan, sweep_dir: Path, run_point: RunPoint,
                 run["status"] = outcome.status
                 run["error"] = outcome.summary.get("error")
                 _save(sweep_dir, state)
-                if outcome.status == "interrupted":
-                    raise SweepInterrupted(run["error"] or "interrupted")
+                if outcome.status == "interrupted" or outcome.signals:
+                    raise SweepInterrupted(run["error"] or ", ".join(outcome.signals)
+                                           or "interrupted")
                 if outcome.status == "failed":
                     say(f"  run {run['index']} failed: {run['error']} (the sweep goes on)")
     except (KeyboardInterrupt, SweepInterrupted) as exc:

@@ -18,6 +18,7 @@ from kvfabric.sweep_plan import SweepPlan, make_plan, parse_param, shipped_sweep
 class FakeOutcome:
     status: str
     summary: dict = field(default_factory=dict)
+    signals: list = field(default_factory=list)
 
 
 class FakeRunner:
