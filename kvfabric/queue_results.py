@@ -73,12 +73,26 @@ def analyse_queues(run_dir: Path) -> dict[str, Any]:
         "telemetry_bin_s": agent.get("telemetry_bin_s"),
         "agent_sweep_median_s": agent.get("sweep_period_median_s"),
         "agent_sweep_p99_s": agent.get("sweep_period_p99_s"),
+        "agent_dataplane_errors": agent.get("dataplane_errors", {}),
     }
     summary.update(bottleneck_depth(results.read_csv(q / "telemetry.csv")))
     plot = plot_queues(q / "telemetry.csv", run_dir / "queues.png")
     if plot:
         summary["plot"] = "queues.png"
     return summary
+
+
+def pfc_failure(queue_summary: dict[str, Any], pfc_on: bool) -> str | None:
+    """Why PFC could not act in this run (the queue agent's failed data-plane calls), or
+    None when every pause, resume and backlog read went through."""
+    from topologies.queues.agent import QueueAgent
+
+    errors = queue_summary.get("agent_dataplane_errors") or {}
+    failed = {op: e for op, e in errors.items() if op in QueueAgent.PFC_OPERATIONS}
+    if not pfc_on or not failed:
+        return None
+    return "PFC could not act: " + "; ".join(
+        f"{e['count']} failed {op} (first: {e['first']})" for op, e in sorted(failed.items()))
 
 
 def bottleneck_depth(rows: list[dict[str, str]]) -> dict[str, Any]:

@@ -22,7 +22,12 @@ from .capture import parse_capture, start_captures
 from .environment import collect_environment
 from .lock import fabric_lock
 from .progress import Progress
-from .queue_results import analyse_queues, queue_approximations, write_queue_counters
+from .queue_results import (
+    analyse_queues,
+    pfc_failure,
+    queue_approximations,
+    write_queue_counters,
+)
 from .report import write_run_report
 from .signals import EXIT_INTERRUPTED, Interrupted, SignalGuard
 from .spec import Spec, to_toml
@@ -181,6 +186,9 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
         workload_summary = WORKLOADS[spec.workload["kind"]].analyse(run_dir, spec)
         if (run_dir / "queues").is_dir():
             queue_summary = analyse_queues(run_dir)
+            failure = pfc_failure(queue_summary, ctx.fabric.queue_settings.pfc)
+            if failure and status == "ok":
+                status, error = "failed", failure
     except Exception as exc:
         log.error("analysis failed: %s", traceback.format_exc())
         if status == "ok":

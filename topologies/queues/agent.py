@@ -42,6 +42,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy  # noqa: F401  (imported now, not at the first telemetry read mid-run)
 
@@ -156,6 +157,12 @@ class QueueAgent:
         self.phase_max_s: dict[str, float] = {}
         self.max_backlog: dict[tuple[str, str], int] = {}
         self.drops: dict[tuple[str, str], int] = {}
+        #: operation -> {"count", "first"}: data-plane calls that failed (agent.json).
+        self.errors: dict[str, dict[str, Any]] = {}
+
+    #: Failed calls that mean PFC did not act: a pause or resume frame not sent, a port's
+    #: lossless class not paused or resumed, the backlogs PFC decides on not read.
+    PFC_OPERATIONS = ("send_pfc", "set_paused", "dump_qdiscs")
 
     # -- setup ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -226,6 +233,14 @@ class QueueAgent:
         for route in self.routes.values():
             route.close()
 
+    def _failed(self, operation: str, port: PortRuntime, exc: Exception) -> None:
+        """Count a failed data-plane call; the run fails if PFC could not act (see
+        PFC_OPERATIONS) and says so with the first failure."""
+        entry = self.errors.setdefault(operation, {"count": 0, "first": ""})
+        entry["count"] += 1
+        if not entry["first"]:
+            entry["first"] = f"{port.cfg.node} {port.cfg.ifname}: {exc}"
+
     # -- PFC -----------------------------------------------------------------------------
     def _event(self, port: PortRuntime, priority: int, event: str, now: float) -> None:
         self.events.writerow([f"{now - self.t0:.6f}", port.cfg.node, port.cfg.ifname,
@@ -236,8 +251,9 @@ class QueueAgent:
             return
         try:
             port.tx.send(port.frames[(priority, quanta)])
-        except OSError:
-            return  # link going away at teardown
+        except OSError as exc:
+            self._failed("send_pfc", port, exc)
+            return
         kind = "pause_sent" if quanta else "resume_sent"
         port.counter(priority)[kind] += 1
         self._event(port, priority, kind, now)
@@ -266,8 +282,8 @@ class QueueAgent:
             if not paused and port.kick is not None:
                 port.kick.send(_mac_bytes(port.cfg.mac) + _mac_bytes(port.cfg.mac)
                                + struct.pack("!H", KICK_ETHERTYPE) + bytes(46))
-        except OSError:
-            pass  # the port is being torn down
+        except OSError as exc:
+            self._failed("set_paused", port, exc)
 
     def _pause(self, port: PortRuntime, priority: int, quanta: int, now: float) -> None:
         cls = next((c for c in port.cfg.classes if c.priority == priority and c.pausable), None)
@@ -332,7 +348,8 @@ class QueueAgent:
                 continue
             try:
                 stats = self.routes[netns].dump_qdiscs(wanted)
-            except OSError:
+            except OSError as exc:
+                self._failed("dump_qdiscs", self.ports_in[netns][0], exc)
                 continue
             by_key = {(s.ifindex, s.handle): s for s in stats}
             for port in self.ports_in[netns]:
@@ -371,8 +388,8 @@ class QueueAgent:
                 self._last_resync[key] = real
                 try:
                     port.marker.resync(cls.name, lambda r=real: r)
-                except (OSError, KeyError):
-                    pass
+                except (OSError, KeyError) as exc:
+                    self._failed("resync", port, exc)
 
     def _read_telemetry(self) -> None:
         for port in self.ports:
@@ -462,6 +479,7 @@ class QueueAgent:
             "phase_max_s": self.phase_max_s,
             "max_backlog_bytes": {f"{k[0]}/{k[1]}": v for k, v in self.max_backlog.items()},
             "drops": {f"{k[0]}/{k[1]}": v for k, v in self.drops.items() if v},
+            "dataplane_errors": self.errors,
         }
         (self.out / "agent.json").write_text(json.dumps(summary, indent=1))
         for f in (self.samples_file, self.events_file, self.telemetry_file):
