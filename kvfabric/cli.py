@@ -19,28 +19,29 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
 
 def _cmd_run(args) -> int:
-    from .runner import run_experiment
-    from .spec import load_spec
+    guard = args.signal_guard  # installed by main() before anything else
+    with guard.interruptible():
+        from .runner import run_experiment
+        from .spec import load_spec
 
-    overrides = dict(_parse_override(item) for item in args.set or [])
-    spec = load_spec(args.spec, overrides)
+        overrides = dict(_parse_override(item) for item in args.set or [])
+        spec = load_spec(args.spec, overrides)
     if os.geteuid() != 0:
         print("kvfabric run needs root (network namespaces, tc, OVS): run it with sudo",
               file=sys.stderr)
         return EXIT_USAGE
-    with SignalGuard() as guard:
-        outcome = run_experiment(spec, results.results_root(args.results),
-                                 capture=args.capture, guard=guard)
-        print(f"\n{outcome.status.upper()}: results in {outcome.run_dir}")
-        if outcome.summary.get("error"):
-            print(f"  {outcome.summary['error']}")
-        if outcome.signals and outcome.status == "ok":
-            print(f"  {outcome.signals[0]} arrived after the workload had finished: the "
-                  "results are complete")
-        for problem in outcome.summary.get("write_errors", []):
-            print(f"kvfabric: could not write {problem}", file=sys.stderr)
-        _print_headline(outcome.summary)
-        return EXIT_INTERRUPTED if guard.interrupted else outcome.exit_code
+    outcome = run_experiment(spec, results.results_root(args.results), capture=args.capture,
+                             guard=guard)
+    print(f"\n{outcome.status.upper()}: results in {outcome.run_dir}")
+    if outcome.summary.get("error"):
+        print(f"  {outcome.summary['error']}")
+    if outcome.signals and outcome.status == "ok":
+        print(f"  {outcome.signals[0]} arrived after the workload had finished: the "
+              "results are complete")
+    for problem in outcome.summary.get("write_errors", []):
+        print(f"kvfabric: could not write {problem}", file=sys.stderr)
+    _print_headline(outcome.summary)
+    return EXIT_INTERRUPTED if guard.interrupted else outcome.exit_code
 
 
 def _parse_override(item: str) -> tuple[str, object]:
@@ -154,9 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # Signals are owned from the first moment: building the parser imports plotting code
+    # for a second, and `run` keeps the guard until its summary is written.
+    guard = SignalGuard().__enter__()
     try:
+        with guard.interruptible():
+            args = build_parser().parse_args(argv)
+        if args.func is _cmd_run:
+            args.signal_guard = guard
+        else:  # other commands keep Python's own Ctrl-C (sweep, smoke handle it)
+            guard.__exit__()
         return args.func(args)
+    except Interrupted as exc:
+        print(f"kvfabric: interrupted ({exc}) before the run started; nothing was built",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     except SpecError as exc:
         print(f"kvfabric: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -169,10 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     except results.ResultsUnwritable as exc:
         print(f"kvfabric: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except Interrupted as exc:
-        print(f"kvfabric: interrupted ({exc}) before the run started; nothing was built",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    finally:
+        guard.__exit__()
 
 
 if __name__ == "__main__":
