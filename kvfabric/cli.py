@@ -154,7 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def entry() -> None:
+    """The installed command: like main(), but a signal after the command has finished (while
+    the interpreter shuts down) cannot turn its exit code into a death by signal."""
+    sys.exit(main(keep_signals_owned=True))
+
+
+def main(argv: list[str] | None = None, keep_signals_owned: bool = False) -> int:
     # Signals are owned from the first moment: building the parser imports plotting code
     # for a second, and `run` keeps the guard until its summary is written.
     guard = SignalGuard().__enter__()
@@ -165,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             args.signal_guard = guard
         else:  # other commands keep Python's own Ctrl-C (sweep, smoke handle it)
             guard.__exit__()
+            keep_signals_owned = False
         return args.func(args)
     except Interrupted as exc:
         print(f"kvfabric: interrupted ({exc}) before the run started; nothing was built",
@@ -183,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kvfabric: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        guard.__exit__()
+        if not keep_signals_owned:
+            guard.__exit__()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
