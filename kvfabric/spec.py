@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from topologies.leafspine import Dumbbell, FabricTopo, LeafSpine, Star
 from topologies.queues.settings import QueueSettings
 
 from .schema import Field, SpecError, SpecIssue, resolve_section
+from .toml_file import read_toml
 from .workloads import WORKLOADS
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
@@ -172,11 +171,13 @@ def find_spec_file(name_or_path: str) -> Path:
 def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spec:
     """Read, validate and resolve a spec; raises SpecError listing every problem."""
     path = find_spec_file(name_or_path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError([SpecIssue(str(path), f"not valid TOML: {exc}",
-                                   "fix the TOML syntax at the position shown")]) from exc
+    raw = read_toml(path)
+    issues = [SpecIssue(section, "must be a table", f"write it as [{section}] with its "
+                        "fields on the lines below")
+              for section in {"experiment", *(k.partition(".")[0] for k in overrides or {})}
+              if section in raw and not isinstance(raw[section], dict)]
+    if issues:
+        raise SpecError(issues)
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         raw.setdefault(section, {})[key] = value
@@ -199,7 +200,10 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> Spec:
     workload_table = raw.get("workload") or {}
     kind = workload_table.get("kind") if isinstance(workload_table, dict) else None
     workload: dict[str, Any] = {}
-    if kind not in WORKLOADS:
+    if not isinstance(workload_table, dict):
+        issues.append(SpecIssue("workload", "must be a table", "write it as [workload] "
+                                "with kind = \"tcp_incast\" (say) on the line below"))
+    elif kind not in WORKLOADS:
         issues.append(SpecIssue("workload.kind", f"unknown workload kind {kind!r}",
                                 f"set workload.kind to one of: {', '.join(WORKLOADS)}"))
     else:
