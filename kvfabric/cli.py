@@ -11,7 +11,7 @@ import sys
 import tomllib
 
 from . import results
-from .lock import FabricBusy
+from .lock import FabricBusy, wait_seconds_from_env
 from .schema import SpecError, SpecIssue
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
@@ -23,6 +23,7 @@ def _cmd_run(args) -> int:
 
     overrides = dict(_parse_override(item) for item in args.set or [])
     spec = load_spec(args.spec, overrides)
+    wait_seconds_from_env()  # checked before anything: a bad value is a usage error
     if os.geteuid() != 0:
         print("kvfabric run needs root (network namespaces, tc, OVS): run it with sudo",
               file=sys.stderr)

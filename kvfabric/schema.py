@@ -46,11 +46,12 @@ class SpecIssue:
 
 
 class SpecError(ValueError):
-    """One or more problems with a spec; nothing was built."""
+    """One or more problems with a spec (or another input: `header` says which); nothing was
+    built."""
 
-    def __init__(self, issues: list[SpecIssue]):
+    def __init__(self, issues: list[SpecIssue], header: str = "invalid experiment spec"):
         self.issues = issues
-        super().__init__("invalid experiment spec:\n  " + "\n  ".join(map(str, issues)))
+        super().__init__(f"{header}:\n  " + "\n  ".join(map(str, issues)))
 
 
 def _convert(field: Field, value: Any) -> Any:

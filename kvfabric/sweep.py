@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import results
-from .lock import WAIT_ENV, FabricBusy
+from .lock import WAIT_ENV, FabricBusy, check_wait_seconds, wait_seconds_from_env
 from .schema import SpecError, SpecIssue
 from .spec import Spec
 from .sweep_plan import SweepPlan, make_plan, parse_value, validate_points
@@ -180,6 +180,19 @@ def run_sweep(plan: SweepPlan, sweep_dir: Path, run_point: RunPoint,
     return state
 
 
+def _any_run_done(sweep_dir: Path) -> bool:
+    runs = load_state(sweep_dir)["runs"] if (sweep_dir / STATE_FILE).exists() else []
+    return any(run["status"] in DONE for run in runs)
+
+
+def _remove_empty_sweep(sweep_dir: Path) -> None:
+    """A sweep that ran nothing leaves nothing: its folder, and the experiment's folder if
+    the sweep was all it held."""
+    shutil.rmtree(sweep_dir)
+    with contextlib.suppress(OSError):
+        sweep_dir.parent.rmdir()
+
+
 def exit_code(state: dict[str, Any]) -> int:
     if state["status"] == "interrupted":
         return 130
@@ -204,10 +217,18 @@ def add_parser(sub) -> None:
     p.add_argument("--results", metavar="DIR", help="results root (default ./results)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate every point and list the runs, run nothing (no root needed)")
-    p.add_argument("--lock-wait", type=float, metavar="SECONDS",
+    p.add_argument("--lock-wait", type=_lock_wait_option, metavar="SECONDS",
                    help=f"how long each run queues for the fabric lock (default "
                    f"${WAIT_ENV} or {DEFAULT_LOCK_WAIT_S:g})")
     p.set_defaults(func=_cmd)
+
+
+def _lock_wait_option(text: str) -> float:
+    try:
+        return check_wait_seconds(text, "--lock-wait")
+    except SpecError as exc:  # argparse reports it as a usage error (exit 2)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0; give "
+                                         "e.g. --lock-wait 600") from exc
 
 
 def _overrides(items: list[str]) -> dict[str, Any]:
@@ -250,16 +271,23 @@ def _cmd(args: argparse.Namespace) -> int:
         print("kvfabric sweep needs root (network namespaces, tc, OVS): run it with sudo",
               file=sys.stderr)
         return 2
+    wait = args.lock_wait if args.lock_wait is not None else wait_seconds_from_env(
+        DEFAULT_LOCK_WAIT_S)
+    created = False
     if sweep_dir is None:
         sweep_dir = None if args.fresh else find_unfinished(root, specs[0].name, plan)
         if sweep_dir is None:
-            sweep_dir = new_sweep_dir(root, specs[0].name)
+            sweep_dir, created = new_sweep_dir(root, specs[0].name), True
             print(f"sweep of {runs} runs ({len(specs)} points x {plan.repeat}) in {sweep_dir}")
-    wait = args.lock_wait if args.lock_wait is not None else (
-        float(os.environ[WAIT_ENV]) if WAIT_ENV in os.environ else DEFAULT_LOCK_WAIT_S)
     started = time.monotonic()
-    state = run_sweep(plan, sweep_dir, _run_point_for_real(wait),
-                      say=lambda text: print(text, file=sys.stderr, flush=True))
+    try:
+        state = run_sweep(plan, sweep_dir, _run_point_for_real(wait),
+                          say=lambda text: print(text, file=sys.stderr, flush=True))
+    except FabricBusy:
+        if created and not _any_run_done(sweep_dir):
+            _remove_empty_sweep(sweep_dir)
+            print(f"nothing ran: {sweep_dir} was removed", file=sys.stderr)
+        raise
     failed = [r for r in state["runs"] if r["status"] == "failed"]
     if state["status"] == "interrupted":
         print(f"\nINTERRUPTED: {sweep_dir} ({state['error']}); rerun the same command or "
