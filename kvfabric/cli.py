@@ -28,7 +28,8 @@ def _cmd_run(args) -> int:
         print("kvfabric run needs root (network namespaces, tc, OVS): run it with sudo",
               file=sys.stderr)
         return EXIT_USAGE
-    outcome = run_experiment(spec, results.results_root(args.results), capture=args.capture)
+    root = results.prepare_root(args.results)
+    outcome = run_experiment(spec, root, capture=args.capture)
     print(f"\n{outcome.status.upper()}: results in {outcome.run_dir}")
     if outcome.summary.get("error"):
         print(f"  {outcome.summary['error']}")
@@ -50,7 +51,7 @@ def _parse_override(item: str) -> tuple[str, object]:
 
 
 def _print_headline(summary: dict) -> None:
-    for key, value in summary.get("results", {}).items():
+    for key, value in (summary.get("results") or {}).items():
         if isinstance(value, float):
             value = f"{value:.4g}"
         print(f"  {key:24} {value}")
@@ -72,17 +73,20 @@ def _cmd_list(_args) -> int:
 
 
 def _cmd_show(args) -> int:
-    run_dir = results.find_run(args.run, results.results_root(args.results))
+    run_dir = results.find_run(args.run, results.results_root(args.results),
+                               results.root_origin(args.results))
     summary = results.load_summary(run_dir)
     if args.json:
         print(json.dumps(summary, indent=2))
         return EXIT_OK
+    fabric = summary["fabric"]
     print(f"{run_dir}\n  status      {summary['status']}"
           + (f" ({summary['error']})" if summary.get("error") else ""))
-    print(f"  experiment  {summary['experiment']}  fabric {summary['fabric']['mode']} "
-          f"{summary['fabric']['topology']}")
-    for key, value in summary.get("timings_s", {}).items():
-        print(f"  {key:11} {value:.2f} s")
+    print(f"  experiment  {summary['experiment']}  fabric {fabric.get('mode', '?')} "
+          f"{fabric.get('topology', '?')}")
+    for key, value in (summary.get("timings_s") or {}).items():
+        print(f"  {key:11} {value:.2f} s" if isinstance(value, (int, float))
+              else f"  {key:11} {value}")
     _print_headline(summary)
     files = sorted(p.name for p in run_dir.iterdir())
     print("  files       " + ", ".join(files))

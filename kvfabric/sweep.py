@@ -84,7 +84,17 @@ def load_state(sweep_dir: Path) -> dict[str, Any]:
     path = sweep_dir / STATE_FILE
     if not path.exists():
         raise FileNotFoundError(f"{sweep_dir} is not a sweep folder (no {STATE_FILE})")
-    return json.loads(path.read_text())
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        SweepPlan.from_dict(state["plan"])
+        if not all(isinstance(run, dict) and "status" in run for run in state["runs"]):
+            raise TypeError("a run without a status")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) \
+            as exc:
+        raise SpecError([SpecIssue(str(path), f"is not a readable sweep state ({exc!r})",
+                                   "start the sweep again without --resume (add --fresh)")],
+                        header="bad sweep folder") from exc
+    return state
 
 
 def _new_state(plan: SweepPlan, experiment: str) -> dict[str, Any]:
@@ -273,6 +283,8 @@ def _cmd(args: argparse.Namespace) -> int:
         return 2
     wait = args.lock_wait if args.lock_wait is not None else wait_seconds_from_env(
         DEFAULT_LOCK_WAIT_S)
+    if sweep_dir is None:
+        root = results.prepare_root(args.results)
     created = False
     if sweep_dir is None:
         sweep_dir = None if args.fresh else find_unfinished(root, specs[0].name, plan)

@@ -21,7 +21,7 @@ def test_run_while_busy_exits_3_and_writes_nothing(tmp_path):
     with fabric_busy(tmp_path) as env:
         out = _busy(kvfabric("run", "tcp_incast", "--results", tmp_path / "r", env=env))
     assert "another kvfabric fabric is running (pid" in out and "pytest" in out
-    assert not (tmp_path / "r").exists()
+    assert not list((tmp_path / "r").rglob("*"))  # the results root, with no run folder
 
 
 def test_sweep_while_busy_exits_3_and_leaves_no_sweep_folder(tmp_path):
@@ -54,3 +54,23 @@ def test_clean_while_busy_exits_3(tmp_path):
     with fabric_busy(tmp_path) as env:
         out = _busy(kvfabric("clean", env=env))
     assert "another kvfabric fabric is running" in out
+
+
+@pytest.mark.parametrize("command", [("run", "tcp_incast"),
+                                     ("sweep", "tcp_incast", "--param", "workload.senders=1,2"),
+                                     ("compare", "a", "b")], ids=lambda c: c[0])
+def test_results_root_that_cannot_be_written_is_named(command, tmp_path):
+    """Checked before the lock is taken (the lock is held here only so that nothing could
+    be built should the check go)."""
+    from fake_runs import fake_run
+
+    fake_run(tmp_path, "a")
+    fake_run(tmp_path, "b")
+    args = [*command, "--results", "/proc/x"]
+    if command[0] == "compare":  # reads from tmp_path, writes to /proc/x
+        args = [*command, "--results", tmp_path, "--out", "/proc/x"]
+    with fabric_busy(tmp_path) as env:
+        proc = kvfabric(*args, env=env)
+    assert TRACEBACK not in proc.stderr and proc.returncode == 2, proc.stderr
+    named = "--out /proc/x:" if command[0] == "compare" else "--results /proc/x:"
+    assert named in proc.stderr and "fix: give a folder you can write to" in proc.stderr
