@@ -94,9 +94,9 @@ def _cmd_show(args) -> int:
 
 
 def _cmd_doctor(args) -> int:
-    from .doctor import main as doctor_main
+    from .doctor import report_host
 
-    return doctor_main(args.rest)
+    return report_host(args.json)
 
 
 def _cmd_clean(_args) -> int:
@@ -137,8 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--results", metavar="DIR")
     p.set_defaults(func=_cmd_show)
-    p = sub.add_parser("doctor", help="what this host offers and what kvfabric will use")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    from . import doctor
+
+    p = sub.add_parser("doctor", help="what this host offers and what kvfabric will use",
+                       description=doctor.DESCRIPTION)
+    doctor.add_arguments(p)
     p.set_defaults(func=_cmd_doctor)
     p = sub.add_parser("clean", help="remove what a crashed run left (only kvfabric's)")
     p.set_defaults(func=_cmd_clean)
