@@ -100,22 +100,33 @@ def _cmd_doctor(args) -> int:
 
 
 def _cmd_clean(_args) -> int:
-    from .cleanup import clean
+    from .cleanup import ListingError, clean
 
     if os.geteuid() != 0:
         print("kvfabric clean needs root", file=sys.stderr)
         return EXIT_USAGE
     from .lock import fabric_lock
 
+    notes: list[str] = []
+    failures: dict[str, str] = {}
     # A live fabric holds the lock; what a crashed run left does not (the kernel dropped it).
     with fabric_lock("kvfabric clean"):
-        found = clean()
+        try:
+            found = clean(notes)
+        except ListingError as exc:
+            found, failures = exc.found, exc.failures
     removed = {k: v for k, v in found.items() if v}
-    if not removed:
+    for note in notes:
+        print(f"note: {note}")
+    if not removed and not failures:
         print("nothing of kvfabric's was left on this host")
     for kind, items in removed.items():
         print(f"removed {len(items)} {kind}: {' '.join(map(str, items))}")
-    return EXIT_OK
+    for kind, why in failures.items():
+        print(f"kvfabric clean: could not list {kind}, so some may be left: {why}\n"
+              f"    fix: see why listing failed, fix it and run kvfabric clean again",
+              file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
