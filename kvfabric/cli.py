@@ -22,7 +22,7 @@ def _cmd_run(args) -> int:
     from .spec import load_spec
 
     overrides = dict(_parse_override(item) for item in args.set or [])
-    spec = load_spec(args.spec, overrides)
+    spec = load_spec(args.spec, overrides, force=args.force)
     wait_seconds_from_env()  # checked before anything: a bad value is a usage error
     if os.geteuid() != 0:
         print("kvfabric run needs root (network namespaces, tc, OVS): run it with sudo",
@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
                    help="override a spec field, e.g. --set workload.senders=4")
     p.add_argument("--results", metavar="DIR", help="results root (default ./results)")
+    p.add_argument("--force", action="store_true",
+                   help="build a fabric larger than this host can bring up in reasonable "
+                   "time and memory (refused otherwise; see kvfabric/capacity.py)")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("list", help="list shipped experiments")
     p.set_defaults(func=_cmd_list)

@@ -14,6 +14,7 @@ from typing import Any
 from topologies.leafspine import Dumbbell, FabricTopo, LeafSpine, Star
 from topologies.queues.settings import QueueSettings
 
+from . import capacity
 from .schema import Field, SpecError, SpecIssue, resolve_section
 from .toml_file import read_toml
 from .workloads import WORKLOADS
@@ -168,8 +169,10 @@ def find_spec_file(name_or_path: str) -> Path:
     return shipped[name_or_path]
 
 
-def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spec:
-    """Read, validate and resolve a spec; raises SpecError listing every problem."""
+def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None,
+              force: bool = False) -> Spec:
+    """Read, validate and resolve a spec; raises SpecError listing every problem. force:
+    accept a fabric larger than this host can build in reasonable time (capacity.py)."""
     path = find_spec_file(name_or_path)
     raw = read_toml(path)
     issues = [SpecIssue(section, "must be a table", f"write it as [{section}] with its "
@@ -182,10 +185,10 @@ def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spe
         section, _, key = dotted.partition(".")
         raw.setdefault(section, {})[key] = value
     raw.setdefault("experiment", {}).setdefault("name", path.stem)
-    return validate(raw, source=str(path))
+    return validate(raw, source=str(path), force=force)
 
 
-def validate(raw: dict[str, Any], source: str = "<spec>") -> Spec:
+def validate(raw: dict[str, Any], source: str = "<spec>", force: bool = False) -> Spec:
     issues: list[SpecIssue] = []
     for section in raw:
         if section not in ("experiment", "fabric", "queues", "workload", "tenants"):
@@ -216,7 +219,10 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> Spec:
         _check_queues(queues, fabric, issues)
     tenants = _resolve_tenants(raw.get("tenants"), fabric, issues) if not issues else {}
     if not issues:
-        WORKLOADS[kind].check(workload, make_topology(fabric), issues)
+        topo = make_topology(fabric)
+        WORKLOADS[kind].check(workload, topo, issues)
+        if not force:
+            _check_capacity(fabric, topo, issues)
     if issues:
         raise SpecError(issues)
     return Spec(experiment, fabric, workload, source, queues=queues,
@@ -279,6 +285,24 @@ def _check_fabric(fabric: dict[str, Any], issues: list[SpecIssue]) -> None:
     if fabric["topology"] == "leafspine" and fabric["leaves"] * fabric["hosts_per_leaf"] < 2:
         issues.append(SpecIssue("fabric.hosts_per_leaf", "a fabric needs at least 2 hosts",
                                 "raise fabric.leaves or fabric.hosts_per_leaf"))
+
+
+def _check_capacity(fabric: dict[str, Any], topo: FabricTopo,
+                    issues: list[SpecIssue]) -> None:
+    found = capacity.estimate(len(topo.nodes()))
+    problem = capacity.problem(found)
+    if problem is None:
+        return
+    shape = ", ".join(f"fabric.{name}" for name in SHAPE_FIELDS[fabric["topology"]])
+    issues.append(SpecIssue("fabric", f"too large for this host: {problem}",
+                            f"build at most {found.max_nodes} nodes here (lower {shape}), "
+                            "move a study of this scale to simulation (e.g. htsim, ns-3), "
+                            "or build it anyway with --force (kvfabric run or sweep)"))
+
+
+#: The fields that set a topology's size.
+SHAPE_FIELDS = {"leafspine": ("spines", "leaves", "hosts_per_leaf"), "star": ("hosts",),
+                "dumbbell": ("hosts_per_side",)}
 
 
 def _check_queues(queues: dict[str, Any], fabric: dict[str, Any],

@@ -134,9 +134,9 @@ def _sigterm_interrupts():
 
 
 def run_sweep(plan: SweepPlan, sweep_dir: Path, run_point: RunPoint,
-              say: Callable[[str], None] = print) -> dict[str, Any]:
+              say: Callable[[str], None] = print, force: bool = False) -> dict[str, Any]:
     """Run what is not done yet; returns the final state (also in sweep_dir/sweep.json)."""
-    specs = validate_points(plan)  # every point, before anything runs
+    specs = validate_points(plan, force)  # every point, before anything runs
     state_path = sweep_dir / STATE_FILE
     state = load_state(sweep_dir) if state_path.exists() else _new_state(plan, specs[0].name)
     if _plan_id_of(state) != plan.plan_id:
@@ -227,6 +227,9 @@ def add_parser(sub) -> None:
     p.add_argument("--results", metavar="DIR", help="results root (default ./results)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate every point and list the runs, run nothing (no root needed)")
+    p.add_argument("--force", action="store_true",
+                   help="accept fabrics larger than this host can bring up in reasonable "
+                   "time and memory")
     p.add_argument("--lock-wait", type=_lock_wait_option, metavar="SECONDS",
                    help=f"how long each run queues for the fabric lock (default "
                    f"${WAIT_ENV} or {DEFAULT_LOCK_WAIT_S:g})")
@@ -269,7 +272,7 @@ def _cmd(args: argparse.Namespace) -> int:
         plan = make_plan(args.spec, args.param, args.repeat, args.metric,
                          _overrides(args.set))
         sweep_dir = None
-    specs = validate_points(plan)
+    specs = validate_points(plan, args.force)
     runs = len(plan.runs())
     if args.dry_run:
         print(f"{_command_line(plan)}\n{runs} runs ({len(specs)} points x {plan.repeat}), "
@@ -294,7 +297,8 @@ def _cmd(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         state = run_sweep(plan, sweep_dir, _run_point_for_real(wait),
-                          say=lambda text: print(text, file=sys.stderr, flush=True))
+                          say=lambda text: print(text, file=sys.stderr, flush=True),
+                          force=args.force)
     except FabricBusy:
         if created and not _any_run_done(sweep_dir):
             _remove_empty_sweep(sweep_dir)

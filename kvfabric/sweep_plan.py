@@ -182,12 +182,13 @@ def make_plan(spec: str, params: list[str], repeat: int | None, metric: str | No
     return plan
 
 
-def validate_points(plan: SweepPlan) -> list[Spec]:
-    """The resolved spec of every point, or one SpecError listing every bad point."""
+def validate_points(plan: SweepPlan, force: bool = False) -> list[Spec]:
+    """The resolved spec of every point, or one SpecError listing every bad point. force:
+    accept fabrics larger than this host can build in reasonable time."""
     specs, issues = [], []
     for values in plan.combos():
         try:
-            specs.append(load_spec(plan.spec, {**plan.overrides, **values}))
+            specs.append(load_spec(plan.spec, {**plan.overrides, **values}, force=force))
         except SpecError as exc:
             label = ", ".join(f"{k}={v}" for k, v in values.items())
             for issue in exc.issues:
