@@ -180,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"kvfabric: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `kvfabric ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":
