@@ -256,7 +256,6 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    root = results.results_root(args.results)
     if args.resume:
         if args.spec or args.param or args.repeat or args.set:
             raise SpecError([SpecIssue("--resume", "takes no SPEC, --param, --set or --repeat: "
@@ -286,10 +285,9 @@ def _cmd(args: argparse.Namespace) -> int:
         return 2
     wait = args.lock_wait if args.lock_wait is not None else wait_seconds_from_env(
         DEFAULT_LOCK_WAIT_S)
-    if sweep_dir is None:
-        root = results.prepare_root(args.results)
     created = False
     if sweep_dir is None:
+        root = results.prepare_root(args.results)
         sweep_dir = None if args.fresh else find_unfinished(root, specs[0].name, plan)
         if sweep_dir is None:
             sweep_dir, created = new_sweep_dir(root, specs[0].name), True
