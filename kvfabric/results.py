@@ -118,9 +118,12 @@ def find_run(ref: str, root: Path, origin: str | None = None) -> Path:
             raise _unfinished(matches[0])
         return matches[0]
     if not matches:
-        raise FileNotFoundError(f"no run {ref!r} under {root}/ (give a run folder, a run id "
-                                "or 'latest')")
-    raise FileNotFoundError(f"{ref!r} matches {len(matches)} runs; give more of the run id")
+        raise SpecError([SpecIssue(ref, f"no run by that name under {root}/",
+                                   "give a run folder, a run id or 'latest' (and --results "
+                                   "DIR if the runs are elsewhere)")], header="no such run")
+    raise SpecError([SpecIssue(ref, f"matches {len(matches)} runs: " + ", ".join(
+        p.name for p in matches[:5]) + (", ..." if len(matches) > 5 else ""),
+        "give more of the run id, or the run folder")], header="ambiguous run")
 
 
 def _unfinished(run_dir: Path) -> SpecError:

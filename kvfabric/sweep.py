@@ -83,7 +83,9 @@ def _plan_id_of(state: dict[str, Any]) -> str | None:
 def load_state(sweep_dir: Path) -> dict[str, Any]:
     path = sweep_dir / STATE_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{sweep_dir} is not a sweep folder (no {STATE_FILE})")
+        raise SpecError([SpecIssue(str(sweep_dir), f"is not a sweep folder (no {STATE_FILE})",
+                                   "give a results/<experiment>/sweep-<id>/ folder to "
+                                   "--resume")], header="bad sweep folder")
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
         SweepPlan.from_dict(state["plan"])

@@ -93,3 +93,16 @@ def test_results_root_that_is_not_a_folder_is_named(command):
 def test_results_root_from_the_environment_is_named():
     err = usage_error(kvfabric("show", "latest", env={"KVFABRIC_RESULTS": "/proc/x"}))
     assert "KVFABRIC_RESULTS=/proc/x:" in err
+
+
+def test_show_of_an_unknown_run_names_it(tmp_path):
+    fake_run(tmp_path, "20260101-000000-aaaa")
+    err = usage_error(kvfabric("show", "nosuchrun", "--results", tmp_path))
+    assert "nosuchrun: no run by that name under" in err and "fix: " in err
+
+
+def test_show_of_an_ambiguous_run_id_lists_the_matches(tmp_path):
+    fake_run(tmp_path, "20260101-000000-aaaa")
+    fake_run(tmp_path, "20260101-000000-bbbb")
+    err = usage_error(kvfabric("show", "20260101", "--results", tmp_path))
+    assert "matches 2 runs: 20260101-000000-aaaa, 20260101-000000-bbbb" in err
