@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from kvfabric.naming import BPF_PIN_DIR, IFACE_PREFIX, NETNS_PREFIX
+from kvfabric.shell import CommandError
 
 NETNS_DIR = Path("/run/netns")
 
@@ -80,23 +81,46 @@ def our_root_interfaces() -> list[str]:
     return sorted(name for name in os.listdir("/sys/class/net") if name.startswith(IFACE_PREFIX))
 
 
-def _ovs_query(func) -> list[str]:
+class ListingError(RuntimeError):
+    """Some kind of leftover could not be listed: what kvfabric left is not fully known."""
+
+    def __init__(self, failures: dict[str, str], found: dict[str, list]):
+        self.failures = failures
+        self.found = found  # what could be listed
+        super().__init__("could not list " + "; ".join(
+            f"{kind} ({why})" for kind, why in failures.items()))
+
+
+#: ovs-vsctl's words when ovsdb-server is not running (its socket is missing).
+_OVS_DOWN = ("database connection failed", "No such file or directory")
+
+
+def _ovs_query(what: str, func, notes: list[str]) -> list[str]:
+    """func() lists OVS rows. Without OVS (not installed, not running) there is nothing to
+    list, which is noted; any other failure raises."""
     if shutil.which("ovs-vsctl") is None:
+        notes.append(f"{what}: not listed, ovs-vsctl is not installed (no OVS, no bridges)")
         return []
     try:
         return func()
-    except Exception:
-        return []  # OVS not running: it holds nothing of ours
+    except CommandError as exc:
+        if any(words in exc.stderr for words in _OVS_DOWN):
+            notes.append(f"{what}: not listed, Open vSwitch is not running; bridges in its "
+                         "database come back when it starts: start it and run kvfabric "
+                         "clean again")
+            return []
+        raise
 
 
-def our_bridges() -> list[str]:
+def our_bridges(notes: list[str] | None = None) -> list[str]:
     from topologies.openflow import list_bridges
-    return [b for b in _ovs_query(list_bridges) if b.startswith(IFACE_PREFIX)]
+    return [b for b in _ovs_query("OVS bridges", list_bridges, [] if notes is None else notes)
+            if b.startswith(IFACE_PREFIX)]
 
 
-def our_qos_rows() -> list[str]:
+def our_qos_rows(notes: list[str] | None = None) -> list[str]:
     from topologies.openflow import our_qos_rows as query
-    return _ovs_query(query)
+    return _ovs_query("OVS QoS rows", query, [] if notes is None else notes)
 
 
 def our_agents() -> list[int]:
@@ -112,27 +136,49 @@ def ovs_send_buffer_raised() -> list[str]:
     return [str(STATE_FILE)] if STATE_FILE.exists() else []
 
 
-def leftovers() -> dict[str, list]:
-    """What kvfabric created that still exists."""
-    pins = sorted(str(p) for p in BPF_PIN_DIR.rglob("*")) if BPF_PIN_DIR.exists() else []
-    namespaces = our_namespaces()
-    return {"namespaces": namespaces, "processes": processes_in_namespaces(namespaces),
-            "queue_agents": our_agents(), "bridges": our_bridges(), "ovs_qos": our_qos_rows(),
-            "interfaces": our_root_interfaces(), "bpf_pins": pins,
-            "ovs_send_buffer": ovs_send_buffer_raised()}
+def bpf_pins() -> list[str]:
+    return sorted(str(p) for p in BPF_PIN_DIR.rglob("*")) if BPF_PIN_DIR.exists() else []
 
 
-def clean() -> dict[str, list]:
-    """Remove every leftover; returns what was found (and removed)."""
+def leftovers(notes: list[str] | None = None) -> dict[str, list]:
+    """What kvfabric created that still exists. Raises ListingError (carrying what could
+    be listed) when a kind cannot be listed; notes get what was skipped as expected."""
+    notes = [] if notes is None else notes
+    listers = {"namespaces": our_namespaces,
+               "processes": lambda: processes_in_namespaces(found["namespaces"]),
+               "queue_agents": our_agents, "bridges": lambda: our_bridges(notes),
+               "ovs_qos": lambda: our_qos_rows(notes), "interfaces": our_root_interfaces,
+               "bpf_pins": bpf_pins, "ovs_send_buffer": ovs_send_buffer_raised}
+    found: dict[str, list] = {}
+    failures: dict[str, str] = {}
+    for kind, lister in listers.items():
+        try:
+            found[kind] = lister()
+        except (OSError, CommandError) as exc:
+            found[kind] = []
+            failures[kind] = str(exc).replace("\n", " ")
+    if failures:
+        raise ListingError(failures, found)
+    return found
+
+
+def clean(notes: list[str] | None = None) -> dict[str, list]:
+    """Remove every leftover; returns what was found (and removed). When a kind could not be
+    listed, what could be is still removed, then ListingError is raised."""
     from topologies import netlink, openflow
     from topologies.ovs_send_buffer import restore
     from topologies.queues.agent import stop_agents
 
-    found = leftovers()
+    incomplete = None
+    try:
+        found = leftovers(notes)
+    except ListingError as exc:
+        found, incomplete = exc.found, exc
     stop_agents(found["queue_agents"])
     kill_processes_in_namespaces(found["namespaces"])
     openflow.delete_bridges(found["bridges"])
-    openflow.delete_qos_rows(our_qos_rows())
+    if "ovs_qos" not in (incomplete.failures if incomplete else {}):
+        openflow.delete_qos_rows(our_qos_rows())  # deleting bridges frees more rows
     netlink.delete_root_interfaces(our_root_interfaces())
     for name in found["namespaces"]:
         netlink.delete_namespace(name)
@@ -140,4 +186,6 @@ def clean() -> dict[str, list]:
         shutil.rmtree(BPF_PIN_DIR, ignore_errors=True)
     if found["ovs_send_buffer"]:
         restore()
+    if incomplete:
+        raise ListingError(incomplete.failures, found)
     return found

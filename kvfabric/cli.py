@@ -11,7 +11,7 @@ import sys
 import tomllib
 
 from . import results
-from .lock import FabricBusy
+from .lock import FabricBusy, wait_seconds_from_env
 from .schema import SpecError, SpecIssue
 from .signals import EXIT_INTERRUPTED, Interrupted, SignalGuard
 
@@ -25,13 +25,14 @@ def _cmd_run(args) -> int:
         from .spec import load_spec
 
         overrides = dict(_parse_override(item) for item in args.set or [])
-        spec = load_spec(args.spec, overrides)
+        spec = load_spec(args.spec, overrides, force=args.force)
+        wait_seconds_from_env()  # checked before anything: a bad value is a usage error
     if os.geteuid() != 0:
         print("kvfabric run needs root (network namespaces, tc, OVS): run it with sudo",
               file=sys.stderr)
         return EXIT_USAGE
-    outcome = run_experiment(spec, results.results_root(args.results), capture=args.capture,
-                             guard=guard)
+    root = results.prepare_root(args.results)
+    outcome = run_experiment(spec, root, capture=args.capture, guard=guard)
     print(f"\n{outcome.status.upper()}: results in {outcome.run_dir}")
     if outcome.summary.get("error"):
         print(f"  {outcome.summary['error']}")
@@ -58,7 +59,7 @@ def _parse_override(item: str) -> tuple[str, object]:
 
 
 def _print_headline(summary: dict) -> None:
-    for key, value in summary.get("results", {}).items():
+    for key, value in (summary.get("results") or {}).items():
         if isinstance(value, float):
             value = f"{value:.4g}"
         print(f"  {key:24} {value}")
@@ -80,17 +81,20 @@ def _cmd_list(_args) -> int:
 
 
 def _cmd_show(args) -> int:
-    run_dir = results.find_run(args.run, results.results_root(args.results))
+    run_dir = results.find_run(args.run, results.results_root(args.results),
+                               results.root_origin(args.results))
     summary = results.load_summary(run_dir)
     if args.json:
         print(json.dumps(summary, indent=2))
         return EXIT_OK
+    fabric = summary["fabric"]
     print(f"{run_dir}\n  status      {summary['status']}"
           + (f" ({summary['error']})" if summary.get("error") else ""))
-    print(f"  experiment  {summary['experiment']}  fabric {summary['fabric']['mode']} "
-          f"{summary['fabric']['topology']}")
-    for key, value in summary.get("timings_s", {}).items():
-        print(f"  {key:11} {value:.2f} s")
+    print(f"  experiment  {summary['experiment']}  fabric {fabric.get('mode', '?')} "
+          f"{fabric.get('topology', '?')}")
+    for key, value in (summary.get("timings_s") or {}).items():
+        print(f"  {key:11} {value:.2f} s" if isinstance(value, (int, float))
+              else f"  {key:11} {value}")
     _print_headline(summary)
     files = sorted(p.name for p in run_dir.iterdir())
     print("  files       " + ", ".join(files))
@@ -98,28 +102,39 @@ def _cmd_show(args) -> int:
 
 
 def _cmd_doctor(args) -> int:
-    from .doctor import main as doctor_main
+    from .doctor import report_host
 
-    return doctor_main(args.rest)
+    return report_host(args.json)
 
 
 def _cmd_clean(_args) -> int:
-    from .cleanup import clean
+    from .cleanup import ListingError, clean
 
     if os.geteuid() != 0:
         print("kvfabric clean needs root", file=sys.stderr)
         return EXIT_USAGE
     from .lock import fabric_lock
 
+    notes: list[str] = []
+    failures: dict[str, str] = {}
     # A live fabric holds the lock; what a crashed run left does not (the kernel dropped it).
     with fabric_lock("kvfabric clean"):
-        found = clean()
+        try:
+            found = clean(notes)
+        except ListingError as exc:
+            found, failures = exc.found, exc.failures
     removed = {k: v for k, v in found.items() if v}
-    if not removed:
+    for note in notes:
+        print(f"note: {note}")
+    if not removed and not failures:
         print("nothing of kvfabric's was left on this host")
     for kind, items in removed.items():
         print(f"removed {len(items)} {kind}: {' '.join(map(str, items))}")
-    return EXIT_OK
+    for kind, why in failures.items():
+        print(f"kvfabric clean: could not list {kind}, so some may be left: {why}\n"
+              f"    fix: see why listing failed, fix it and run kvfabric clean again",
+              file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
                    help="override a spec field, e.g. --set workload.senders=4")
     p.add_argument("--results", metavar="DIR", help="results root (default ./results)")
+    p.add_argument("--force", action="store_true",
+                   help="build a fabric larger than this host can bring up in reasonable "
+                   "time and memory (refused otherwise; see kvfabric/capacity.py)")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("list", help="list shipped experiments")
     p.set_defaults(func=_cmd_list)
@@ -141,8 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--results", metavar="DIR")
     p.set_defaults(func=_cmd_show)
-    p = sub.add_parser("doctor", help="what this host offers and what kvfabric will use")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    from . import doctor
+
+    p = sub.add_parser("doctor", help="what this host offers and what kvfabric will use",
+                       description=doctor.DESCRIPTION)
+    doctor.add_arguments(p)
     p.set_defaults(func=_cmd_doctor)
     p = sub.add_parser("clean", help="remove what a crashed run left (only kvfabric's)")
     p.set_defaults(func=_cmd_clean)
@@ -189,6 +210,9 @@ def main(argv: list[str] | None = None, keep_signals_owned: bool = False) -> int
     except results.ResultsUnwritable as exc:
         print(f"kvfabric: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:  # `kvfabric ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     finally:
         if not keep_signals_owned:
             guard.__exit__()

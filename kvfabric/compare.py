@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from . import results
 from .report import format_spec_value, format_value, md_table, read_spec
+from .schema import SpecError, SpecIssue
 
 
 def _flatten(spec: dict[str, Any]) -> dict[str, Any]:
@@ -23,10 +25,10 @@ def _flatten(spec: dict[str, Any]) -> dict[str, Any]:
             if isinstance(table, dict) for key, value in table.items()}
 
 
-def load_runs(refs: list[str], root: Path) -> list[dict[str, Any]]:
+def load_runs(refs: list[str], root: Path, origin: str | None = None) -> list[dict[str, Any]]:
     runs = []
     for ref in refs:
-        run_dir = results.find_run(ref, root)
+        run_dir = results.find_run(ref, root, origin)
         runs.append({"dir": run_dir, "summary": results.load_summary(run_dir),
                      "spec": _flatten(read_spec(run_dir))})
     return runs
@@ -127,13 +129,19 @@ def add_parser(sub) -> None:
 def _cmd(args: argparse.Namespace) -> int:
     root = results.results_root(args.results)
     if len(args.runs) < 2:
-        print("kvfabric compare: give at least two runs")
+        print("kvfabric compare: give at least two runs", file=sys.stderr)
         return 2
-    runs = load_runs(args.runs, root)
+    runs = load_runs(args.runs, root, results.root_origin(args.results))
     if args.out:
         out_dir = Path(args.out)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpecError([SpecIssue(f"--out {args.out}", f"cannot be created "
+                                       f"({exc.strerror or exc})", "give a folder you can "
+                                       "write to")], header="bad output folder") from exc
     else:
-        out_dir = results.new_run_dir(root, "compare")
+        out_dir = results.new_run_dir(results.prepare_root(args.results), "compare")
     report = write_comparison(runs, out_dir)
     print(f"comparison of {len(runs)} runs: {report}")
     print(json.dumps({r["dir"].name: r["summary"]["status"] for r in runs}))

@@ -84,26 +84,40 @@ def exit_code(report: HostReport) -> int:
     return 0 if report.minimum_ok else 1
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="kvfabric doctor",
-        description="Probe this host's kernel, tools and Python packages for kvfabric.")
+DESCRIPTION = "Probe this host's kernel, tools and Python packages for kvfabric."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """doctor's options, for `kvfabric doctor` and `python -m kvfabric.doctor` alike."""
     parser.add_argument("--json", action="store_true",
                         help="print the report as JSON (the form stored in env.json)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kvfabric doctor", description=DESCRIPTION)
+    add_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None,
          probe: Callable[[], HostReport] = probe_host) -> int:
+    """`python -m kvfabric.doctor [--json]`."""
+    return report_host(_parser().parse_args(argv).json, probe)
+
+
+def report_host(as_json: bool, probe: Callable[[], HostReport] = probe_host) -> int:
     """Run the probe, print the table (or JSON), return 0 when the minimum holds, else 1."""
-    args = _parser().parse_args(argv)
     report = probe()
-    if args.json:
+    if as_json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         width = max(100, shutil.get_terminal_size((120, 24)).columns)
         print(render_table(report, width=width))
     if not report.minimum_ok:
         # With --json, stdout stays parseable JSON; the fixes go to stderr.
-        print(render_fixes(report), file=sys.stderr if args.json else sys.stdout)
+        print(render_fixes(report), file=sys.stderr if as_json else sys.stdout)
     return exit_code(report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,30 +9,53 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from .naming import LOCK_PATH
+from .schema import SpecError, SpecIssue
 
 #: Seconds to wait for a busy lock before giving up; 0 (the default) fails at once. Set it
 #: when several jobs share one machine (CI stages, parallel test sessions) so they queue.
 WAIT_ENV = "KVFABRIC_LOCK_WAIT_S"
+#: Another lock file instead of /run/kvfabric/fabric.lock. For tests of the busy-lock paths
+#: only (they hold this file themselves, so they never block nor wait for the machine's real
+#: fabrics): two jobs with different lock files are not kept apart.
+PATH_ENV = "KVFABRIC_LOCK_PATH"
 
 
 class FabricBusy(RuntimeError):
     pass
 
 
-def wait_seconds_from_env() -> float:
-    raw = os.environ.get(WAIT_ENV, "0")
+def wait_seconds_from_env(default: float = 0.0) -> float:
+    """$KVFABRIC_LOCK_WAIT_S in seconds (default when unset); SpecError if it is not a
+    finite number >= 0."""
+    raw = os.environ.get(WAIT_ENV)
+    if raw is None:
+        return default
+    return check_wait_seconds(raw, WAIT_ENV)
+
+
+def check_wait_seconds(raw: str, name: str) -> float:
+    """A lock wait given as text (an option or the environment), checked."""
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{WAIT_ENV}={raw!r}: give a number of seconds, e.g. 600") from None
-    if value < 0:
-        raise ValueError(f"{WAIT_ENV}={raw!r}: give a number of seconds >= 0")
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise SpecError([SpecIssue(name, f"{raw!r} is not a number of seconds >= 0",
+                                   f"give e.g. {name}{'=' if name == WAIT_ENV else ' '}600 "
+                                   "(0: fail at once when the fabric is busy)")],
+                        header="invalid lock wait")
     return value
+
+
+def lock_path() -> Path:
+    return Path(os.environ.get(PATH_ENV) or LOCK_PATH)
 
 
 def _acquire(fd: int, wait_s: float) -> bool:
@@ -52,8 +75,9 @@ def fabric_lock(purpose: str, wait_s: float | None = None) -> Iterator[None]:
     """Hold the machine's fabric lock; wait up to `wait_s` (default: $KVFABRIC_LOCK_WAIT_S,
     else 0) for a busy lock, then raise FabricBusy naming the holder."""
     wait_s = wait_seconds_from_env() if wait_s is None else wait_s
-    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o644)
+    path = lock_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if not _acquire(fd, wait_s):
             holder = _read_holder(fd)

@@ -92,9 +92,9 @@ def read_spec(run_dir: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError:
-        return {}
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}  # the report says the spec is unknown rather than fail
 
 
 def render_run_report(run_dir: Path) -> str:

@@ -241,13 +241,21 @@ def _write_port_deltas(run_dir: Path, before: list[dict], after: list[dict]) -> 
 def _remove_stale_state(progress: Progress) -> None:
     """Whatever kvfabric state exists while we hold the lock belongs to a run that died
     without tearing down (SIGKILL, power loss): remove it, or it would collide with ours."""
-    from .cleanup import clean, leftovers
+    from .cleanup import ListingError, clean, leftovers
 
-    stale = {kind: items for kind, items in leftovers().items() if items}
+    try:
+        found = leftovers()
+    except ListingError as exc:
+        # Not fatal: a name clash with what could not be listed fails the build loudly.
+        log.warning("%s; building anyway", exc)
+        progress.update("warning", f"{exc}; building anyway")
+        found = exc.found
+    stale = {kind: items for kind, items in found.items() if items}
     if stale:
         progress.update("removing what a crashed run left", ", ".join(
             f"{len(items)} {kind}" for kind, items in stale.items()))
-        clean()
+        with contextlib.suppress(ListingError):  # reported above
+            clean()
 
 
 def _record_queue_backends(run_dir: Path, fabric: Fabric) -> None:

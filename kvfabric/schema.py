@@ -7,6 +7,7 @@ the field and say how to fix it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from .units import UnitError, parse_duration_s, parse_rate_bps, parse_size_bytes
 
 KINDS = ("int", "float", "str", "bool", "rate", "size", "duration", "choice", "name")
 _PARSERS = {"rate": parse_rate_bps, "size": parse_size_bytes, "duration": parse_duration_s}
+#: Whole numbers beyond this are rejected before any arithmetic or formatting (2^63).
+_LARGEST_INT = 1 << 63
 _UNIT_OF = {"rate": "bit/s", "size": "bytes", "duration": "s"}
 
 
@@ -43,11 +46,12 @@ class SpecIssue:
 
 
 class SpecError(ValueError):
-    """One or more problems with a spec; nothing was built."""
+    """One or more problems with a spec (or another input: `header` says which); nothing was
+    built."""
 
-    def __init__(self, issues: list[SpecIssue]):
+    def __init__(self, issues: list[SpecIssue], header: str = "invalid experiment spec"):
         self.issues = issues
-        super().__init__("invalid experiment spec:\n  " + "\n  ".join(map(str, issues)))
+        super().__init__(f"{header}:\n  " + "\n  ".join(map(str, issues)))
 
 
 def _convert(field: Field, value: Any) -> Any:
@@ -56,10 +60,16 @@ def _convert(field: Field, value: Any) -> Any:
     if field.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise UnitError(f"expected a whole number, got {value!r}")
+        if abs(value) > _LARGEST_INT:
+            raise UnitError(f"a number of {len(str(abs(value)))} digits is too large")
         return value
     if field.kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UnitError(f"expected a number, got {value!r}")
+        if isinstance(value, int) and abs(value) > _LARGEST_INT:
+            raise UnitError(f"a number of {len(str(abs(value)))} digits is too large")
+        if not math.isfinite(value):
+            raise UnitError(f"must be a finite number, got {value!r}")
         return float(value)
     if field.kind == "bool":
         if not isinstance(value, bool):
@@ -75,18 +85,58 @@ def _convert(field: Field, value: Any) -> Any:
     return value
 
 
+#: A value of each kind that parses; an example is shown only if it is also in range.
+_EXAMPLES = {"rate": "100Mbit", "size": "64KiB", "duration": "200ms", "int": 4, "float": 0.5,
+             "bool": True, "str": "text", "name": "my_run"}
+_KIND_WORDS = {"int": "an int", "float": "a number", "bool": "true or false",
+               "str": "a string", "name": "a name", "rate": "a rate", "size": "a size",
+               "duration": "a duration"}
+
+
+def _problem_with(field: Field, value: Any) -> str | None:
+    """Why value is not valid for field (None: it is)."""
+    try:
+        value = _convert(field, value)
+    except UnitError as exc:
+        return str(exc)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if field.minimum is not None and value < field.minimum:
+            return f"{value:g} is below the minimum {field.minimum:g} {field.unit}".rstrip()
+        if field.maximum is not None and value > field.maximum:
+            return f"{value:g} is above the maximum {field.maximum:g} {field.unit}".rstrip()
+    return None
+
+
+def _example(field: Field) -> str:
+    """A valid value to suggest: the default, else a typical value, else the minimum."""
+    candidates = [field.default, _EXAMPLES[field.kind]]
+    if field.minimum is not None:
+        candidates.append(int(field.minimum) if field.kind in ("int", "rate", "size")
+                          else field.minimum)
+    for value in candidates:
+        if value is not None and _problem_with(field, value) is None:
+            return f"'{value}'" if isinstance(value, str) else _literal(value)
+    return ""
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _fix_for(field: Field) -> str:
     if field.kind == "choice":
         return f"set {field.name} to one of: {', '.join(field.choices)}"
-    examples = {"rate": "'100Mbit'", "size": "'64KiB'", "duration": "'200ms'", "int": "4",
-                "float": "0.5", "bool": "true", "str": "'text'", "name": "'my_run'"}
     bounds = []
     if field.minimum is not None:
         bounds.append(f">= {field.minimum:g}")
     if field.maximum is not None:
         bounds.append(f"<= {field.maximum:g}")
-    where = f" ({' and '.join(bounds)} {field.unit})" if bounds else ""
-    return f"set {field.name} to a {field.kind} such as {examples[field.kind]}{where}"
+    where = f" ({' and '.join(bounds)} {field.unit})".replace(" )", ")") if bounds else ""
+    example = _example(field)
+    such_as = f" such as {example}" if example else ""
+    return f"set {field.name} to {_KIND_WORDS[field.kind]}{such_as}{where}"
 
 
 def resolve_section(section: str, fields: list[Field], table: Any,
@@ -109,21 +159,9 @@ def resolve_section(section: str, fields: list[Field], table: Any,
         if value is None:
             resolved[field.name] = None
             continue
-        try:
-            value = _convert(field, value)
-        except UnitError as exc:
-            issues.append(SpecIssue(path, str(exc), _fix_for(field)))
+        problem = _problem_with(field, value)
+        if problem is not None:
+            issues.append(SpecIssue(path, problem, _fix_for(field)))
             continue
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if field.minimum is not None and value < field.minimum:
-                issues.append(SpecIssue(path, f"{value:g} is below the minimum "
-                                        f"{field.minimum:g} {field.unit}".rstrip(),
-                                        _fix_for(field)))
-                continue
-            if field.maximum is not None and value > field.maximum:
-                issues.append(SpecIssue(path, f"{value:g} is above the maximum "
-                                        f"{field.maximum:g} {field.unit}".rstrip(),
-                                        _fix_for(field)))
-                continue
-        resolved[field.name] = value
+        resolved[field.name] = _convert(field, value)
     return resolved

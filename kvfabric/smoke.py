@@ -15,7 +15,8 @@ A check returns a one-line detail, raises ``Skip`` when this host cannot run it,
 anything else to fail. Fabric checks take the fabric lock themselves and report the time they
 queued for it with ``note_lock_wait`` (it is not the check's own time). The whole run should
 stay under 2 minutes of its own time: keep each check to a few seconds. Exit code: 0 no check
-failed (skips allowed), 1 a check failed, 2 usage.
+failed (skips allowed), 1 a check failed, 2 usage, 3 the fabric
+lock was busy (nothing failed; the remaining checks did not run).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
+
+from .lock import FabricBusy
 
 
 class Skip(Exception):
@@ -52,7 +55,7 @@ class SmokeCheck:
 @dataclass
 class SmokeResult:
     check: SmokeCheck
-    status: str  # "passed" | "failed" | "skipped"
+    status: str  # "passed" | "failed" | "skipped" | "busy" (the fabric lock was not free)
     detail: str
     duration_s: float
     trace: str = ""
@@ -107,6 +110,8 @@ def run_checks(checks: list[SmokeCheck], say: Callable[[str], None] = print) -> 
             detail, status = check.func() or "", "passed"
         except Skip as exc:
             detail, status = str(exc), "skipped"
+        except FabricBusy as exc:  # another job's fabric, not a failure of this check
+            detail, status = str(exc), "busy"
         except Exception as exc:  # a failing check must not stop the others
             detail, status = f"{type(exc).__name__}: {exc}", "failed"
             trace = traceback.format_exc()
@@ -120,6 +125,12 @@ def run_checks(checks: list[SmokeCheck], say: Callable[[str], None] = print) -> 
         say(f"{status.upper():8} {check.area}/{check.name:28} {result.own_s:6.1f} s  "
             f"{detail}{waited}")
         out.append(result)
+        if status == "busy":
+            # The lock was not free within the wait; the other fabric checks would queue
+            # the same time again for it.
+            say(f"{'NOT RUN':8} the remaining {len(checks) - len(out)} checks: the fabric "
+                "is busy")
+            break
     return out
 
 
@@ -129,7 +140,7 @@ def junit_xml(results: list[SmokeResult], duration_s: float) -> str:
     suite = ET.Element("testsuite", {
         "name": "kvfabric smoke", "tests": str(len(results)),
         "failures": str(sum(r.status == "failed" for r in results)), "errors": "0",
-        "skipped": str(sum(r.status == "skipped" for r in results)),
+        "skipped": str(sum(r.status in ("skipped", "busy") for r in results)),
         "time": f"{duration_s:.3f}", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "hostname": socket.gethostname()})
     for result in results:
@@ -140,7 +151,7 @@ def junit_xml(results: list[SmokeResult], duration_s: float) -> str:
             failure = ET.SubElement(case, "failure", {"message": result.detail,
                                                       "type": "SmokeCheckFailed"})
             failure.text = result.trace
-        elif result.status == "skipped":
+        elif result.status in ("skipped", "busy"):
             ET.SubElement(case, "skipped", {"message": result.detail})
         ET.SubElement(case, "system-out").text = result.detail + (
             f" (queued {result.lock_wait_s:.1f} s for the fabric lock)"
@@ -152,7 +163,10 @@ def junit_xml(results: list[SmokeResult], duration_s: float) -> str:
 
 
 def exit_code(results: list[SmokeResult]) -> int:
-    return 1 if any(r.status == "failed" for r in results) else 0
+    """1 a check failed, else 3 when a check found the fabric busy (as `kvfabric run`), 0."""
+    if any(r.status == "failed" for r in results):
+        return 1
+    return 3 if any(r.status == "busy" for r in results) else 0
 
 
 def add_parser(sub) -> None:
@@ -178,13 +192,19 @@ def _cmd(args: argparse.Namespace) -> int:
         for check in checks:
             print(f"{check.area}/{check.name:28} {check.doc}")
         return 0
+    from .lock import wait_seconds_from_env
+
+    wait_seconds_from_env()  # a bad $KVFABRIC_LOCK_WAIT_S is a usage error, before any check
     started = time.monotonic()
     results = run_checks(checks, say=lambda line: print(line, flush=True))
     duration = time.monotonic() - started
-    counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")}
+    counts = {s: sum(r.status == s for r in results)
+              for s in ("passed", "failed", "skipped", "busy")}
     waited = sum(r.lock_wait_s for r in results)
     print(f"\nsmoke: {counts['passed']} passed, {counts['failed']} failed, "
-          f"{counts['skipped']} skipped in {duration:.1f} s"
+          f"{counts['skipped']} skipped"
+          + (", stopped: the fabric is busy" if counts["busy"] else "")
+          + f" in {duration:.1f} s"
           + (f" ({waited:.1f} s of it queued for the fabric lock)" if waited >= 0.5 else ""))
     if args.junit:
         path = Path(args.junit)

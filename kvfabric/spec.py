@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from topologies.leafspine import Dumbbell, FabricTopo, LeafSpine, Star
 from topologies.queues.settings import QueueSettings
 
+from . import capacity
 from .schema import Field, SpecError, SpecIssue, resolve_section
+from .toml_file import read_toml
 from .workloads import WORKLOADS
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
@@ -169,22 +169,26 @@ def find_spec_file(name_or_path: str) -> Path:
     return shipped[name_or_path]
 
 
-def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spec:
-    """Read, validate and resolve a spec; raises SpecError listing every problem."""
+def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None,
+              force: bool = False) -> Spec:
+    """Read, validate and resolve a spec; raises SpecError listing every problem. force:
+    accept a fabric larger than this host can build in reasonable time (capacity.py)."""
     path = find_spec_file(name_or_path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError([SpecIssue(str(path), f"not valid TOML: {exc}",
-                                   "fix the TOML syntax at the position shown")]) from exc
+    raw = read_toml(path)
+    issues = [SpecIssue(section, "must be a table", f"write it as [{section}] with its "
+                        "fields on the lines below")
+              for section in {"experiment", *(k.partition(".")[0] for k in overrides or {})}
+              if section in raw and not isinstance(raw[section], dict)]
+    if issues:
+        raise SpecError(issues)
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         raw.setdefault(section, {})[key] = value
     raw.setdefault("experiment", {}).setdefault("name", path.stem)
-    return validate(raw, source=str(path))
+    return validate(raw, source=str(path), force=force)
 
 
-def validate(raw: dict[str, Any], source: str = "<spec>") -> Spec:
+def validate(raw: dict[str, Any], source: str = "<spec>", force: bool = False) -> Spec:
     issues: list[SpecIssue] = []
     for section in raw:
         if section not in ("experiment", "fabric", "queues", "workload", "tenants"):
@@ -199,7 +203,10 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> Spec:
     workload_table = raw.get("workload") or {}
     kind = workload_table.get("kind") if isinstance(workload_table, dict) else None
     workload: dict[str, Any] = {}
-    if kind not in WORKLOADS:
+    if not isinstance(workload_table, dict):
+        issues.append(SpecIssue("workload", "must be a table", "write it as [workload] "
+                                "with kind = \"tcp_incast\" (say) on the line below"))
+    elif kind not in WORKLOADS:
         issues.append(SpecIssue("workload.kind", f"unknown workload kind {kind!r}",
                                 f"set workload.kind to one of: {', '.join(WORKLOADS)}"))
     else:
@@ -212,7 +219,10 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> Spec:
         _check_queues(queues, fabric, issues)
     tenants = _resolve_tenants(raw.get("tenants"), fabric, issues) if not issues else {}
     if not issues:
-        WORKLOADS[kind].check(workload, make_topology(fabric), issues)
+        topo = make_topology(fabric)
+        WORKLOADS[kind].check(workload, topo, issues)
+        if not force:
+            _check_capacity(fabric, topo, issues)
     if issues:
         raise SpecError(issues)
     return Spec(experiment, fabric, workload, source, queues=queues,
@@ -275,6 +285,24 @@ def _check_fabric(fabric: dict[str, Any], issues: list[SpecIssue]) -> None:
     if fabric["topology"] == "leafspine" and fabric["leaves"] * fabric["hosts_per_leaf"] < 2:
         issues.append(SpecIssue("fabric.hosts_per_leaf", "a fabric needs at least 2 hosts",
                                 "raise fabric.leaves or fabric.hosts_per_leaf"))
+
+
+def _check_capacity(fabric: dict[str, Any], topo: FabricTopo,
+                    issues: list[SpecIssue]) -> None:
+    found = capacity.estimate(len(topo.nodes()))
+    problem = capacity.problem(found)
+    if problem is None:
+        return
+    shape = ", ".join(f"fabric.{name}" for name in SHAPE_FIELDS[fabric["topology"]])
+    issues.append(SpecIssue("fabric", f"too large for this host: {problem}",
+                            f"build at most {found.max_nodes} nodes here (lower {shape}), "
+                            "move a study of this scale to simulation (e.g. htsim, ns-3), "
+                            "or build it anyway with --force (kvfabric run or sweep)"))
+
+
+#: The fields that set a topology's size.
+SHAPE_FIELDS = {"leafspine": ("spines", "leaves", "hosts_per_leaf"), "star": ("hosts",),
+                "dumbbell": ("hosts_per_side",)}
 
 
 def _check_queues(queues: dict[str, Any], fabric: dict[str, Any],

@@ -210,8 +210,16 @@ def _cmd(args: argparse.Namespace) -> int:
         return 0
     if args.write:
         path = Path(args.write)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError as exc:
+            from .schema import SpecError, SpecIssue
+
+            raise SpecError([SpecIssue(f"--write {args.write}", f"cannot be written "
+                                       f"({exc.strerror or exc})", "give a file you can "
+                                       "write, or no PATH for docs/spec-reference.md")],
+                            header="bad output file") from exc
         print(f"wrote {path}")
         return 0
     sys.stdout.write(text)

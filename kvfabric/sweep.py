@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import results
-from .lock import WAIT_ENV, FabricBusy
+from .lock import WAIT_ENV, FabricBusy, check_wait_seconds, wait_seconds_from_env
 from .schema import SpecError, SpecIssue
 from .spec import Spec
 from .sweep_plan import SweepPlan, make_plan, parse_value, validate_points
@@ -83,8 +83,20 @@ def _plan_id_of(state: dict[str, Any]) -> str | None:
 def load_state(sweep_dir: Path) -> dict[str, Any]:
     path = sweep_dir / STATE_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{sweep_dir} is not a sweep folder (no {STATE_FILE})")
-    return json.loads(path.read_text())
+        raise SpecError([SpecIssue(str(sweep_dir), f"is not a sweep folder (no {STATE_FILE})",
+                                   "give a results/<experiment>/sweep-<id>/ folder to "
+                                   "--resume")], header="bad sweep folder")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        SweepPlan.from_dict(state["plan"])
+        if not all(isinstance(run, dict) and "status" in run for run in state["runs"]):
+            raise TypeError("a run without a status")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) \
+            as exc:
+        raise SpecError([SpecIssue(str(path), f"is not a readable sweep state ({exc!r})",
+                                   "start the sweep again without --resume (add --fresh)")],
+                        header="bad sweep folder") from exc
+    return state
 
 
 def _new_state(plan: SweepPlan, experiment: str) -> dict[str, Any]:
@@ -124,9 +136,9 @@ def _sigterm_interrupts():
 
 
 def run_sweep(plan: SweepPlan, sweep_dir: Path, run_point: RunPoint,
-              say: Callable[[str], None] = print) -> dict[str, Any]:
+              say: Callable[[str], None] = print, force: bool = False) -> dict[str, Any]:
     """Run what is not done yet; returns the final state (also in sweep_dir/sweep.json)."""
-    specs = validate_points(plan)  # every point, before anything runs
+    specs = validate_points(plan, force)  # every point, before anything runs
     state_path = sweep_dir / STATE_FILE
     state = load_state(sweep_dir) if state_path.exists() else _new_state(plan, specs[0].name)
     if _plan_id_of(state) != plan.plan_id:
@@ -181,6 +193,19 @@ def run_sweep(plan: SweepPlan, sweep_dir: Path, run_point: RunPoint,
     return state
 
 
+def _any_run_done(sweep_dir: Path) -> bool:
+    runs = load_state(sweep_dir)["runs"] if (sweep_dir / STATE_FILE).exists() else []
+    return any(run["status"] in DONE for run in runs)
+
+
+def _remove_empty_sweep(sweep_dir: Path) -> None:
+    """A sweep that ran nothing leaves nothing: its folder, and the experiment's folder if
+    the sweep was all it held."""
+    shutil.rmtree(sweep_dir)
+    with contextlib.suppress(OSError):
+        sweep_dir.parent.rmdir()
+
+
 def exit_code(state: dict[str, Any]) -> int:
     if state["status"] == "interrupted":
         return 130
@@ -205,10 +230,21 @@ def add_parser(sub) -> None:
     p.add_argument("--results", metavar="DIR", help="results root (default ./results)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate every point and list the runs, run nothing (no root needed)")
-    p.add_argument("--lock-wait", type=float, metavar="SECONDS",
+    p.add_argument("--force", action="store_true",
+                   help="accept fabrics larger than this host can bring up in reasonable "
+                   "time and memory")
+    p.add_argument("--lock-wait", type=_lock_wait_option, metavar="SECONDS",
                    help=f"how long each run queues for the fabric lock (default "
                    f"${WAIT_ENV} or {DEFAULT_LOCK_WAIT_S:g})")
     p.set_defaults(func=_cmd)
+
+
+def _lock_wait_option(text: str) -> float:
+    try:
+        return check_wait_seconds(text, "--lock-wait")
+    except SpecError as exc:  # argparse reports it as a usage error (exit 2)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0; give "
+                                         "e.g. --lock-wait 600") from exc
 
 
 def _overrides(items: list[str]) -> dict[str, Any]:
@@ -223,7 +259,6 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    root = results.results_root(args.results)
     if args.resume:
         if args.spec or args.param or args.repeat or args.set:
             raise SpecError([SpecIssue("--resume", "takes no SPEC, --param, --set or --repeat: "
@@ -239,7 +274,7 @@ def _cmd(args: argparse.Namespace) -> int:
         plan = make_plan(args.spec, args.param, args.repeat, args.metric,
                          _overrides(args.set))
         sweep_dir = None
-    specs = validate_points(plan)
+    specs = validate_points(plan, args.force)
     runs = len(plan.runs())
     if args.dry_run:
         print(f"{_command_line(plan)}\n{runs} runs ({len(specs)} points x {plan.repeat}), "
@@ -251,16 +286,25 @@ def _cmd(args: argparse.Namespace) -> int:
         print("kvfabric sweep needs root (network namespaces, tc, OVS): run it with sudo",
               file=sys.stderr)
         return 2
+    wait = args.lock_wait if args.lock_wait is not None else wait_seconds_from_env(
+        DEFAULT_LOCK_WAIT_S)
+    created = False
     if sweep_dir is None:
+        root = results.prepare_root(args.results)
         sweep_dir = None if args.fresh else find_unfinished(root, specs[0].name, plan)
         if sweep_dir is None:
-            sweep_dir = new_sweep_dir(root, specs[0].name)
+            sweep_dir, created = new_sweep_dir(root, specs[0].name), True
             print(f"sweep of {runs} runs ({len(specs)} points x {plan.repeat}) in {sweep_dir}")
-    wait = args.lock_wait if args.lock_wait is not None else (
-        float(os.environ[WAIT_ENV]) if WAIT_ENV in os.environ else DEFAULT_LOCK_WAIT_S)
     started = time.monotonic()
-    state = run_sweep(plan, sweep_dir, _run_point_for_real(wait),
-                      say=lambda text: print(text, file=sys.stderr, flush=True))
+    try:
+        state = run_sweep(plan, sweep_dir, _run_point_for_real(wait),
+                          say=lambda text: print(text, file=sys.stderr, flush=True),
+                          force=args.force)
+    except FabricBusy:
+        if created and not _any_run_done(sweep_dir):
+            _remove_empty_sweep(sweep_dir)
+            print(f"nothing ran: {sweep_dir} was removed", file=sys.stderr)
+        raise
     failed = [r for r in state["runs"] if r["status"] == "failed"]
     if state["status"] == "interrupted":
         print(f"\nINTERRUPTED: {sweep_dir} ({state['error']}); rerun the same command or "

@@ -19,6 +19,7 @@ import tomllib
 
 from .schema import SpecError, SpecIssue
 from .spec import EXPERIMENTS_DIR, Spec, find_spec_file, load_spec
+from .toml_file import read_toml
 
 SWEEPS_DIR = EXPERIMENTS_DIR / "sweeps"
 
@@ -105,20 +106,19 @@ def _sweep_file(name_or_path: str) -> Path | None:
     path = Path(name_or_path)
     if path.suffix == ".toml" and path.is_file():
         try:
-            return path if "sweep" in tomllib.loads(path.read_text()) else None
-        except tomllib.TOMLDecodeError:
-            return None
+            return path if "sweep" in read_toml(path) else None
+        except SpecError:
+            return None  # load_spec reports what is wrong with the file
     return shipped_sweeps().get(name_or_path)
 
 
 def load_definition(path: Path) -> SweepPlan:
     """A sweep definition file: [sweep] spec, repeat, metric, description; [sweep.params]
     SECTION.FIELD = [values]; [sweep.set] SECTION.FIELD = value."""
-    try:
-        table = tomllib.loads(path.read_text()).get("sweep")
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError([SpecIssue(str(path), f"not valid TOML: {exc}",
-                                   "fix the TOML syntax at the position shown")]) from exc
+    table = read_toml(path).get("sweep")
+    if not isinstance(table, dict):
+        raise SpecError([SpecIssue("sweep", "must be a table", "write it as [sweep] with "
+                                   "spec = \"tcp_incast\" (say) on the line below")])
     issues = []
     known = {"spec", "repeat", "metric", "description", "params", "set"}
     for key in set(table) - known:
@@ -182,12 +182,13 @@ def make_plan(spec: str, params: list[str], repeat: int | None, metric: str | No
     return plan
 
 
-def validate_points(plan: SweepPlan) -> list[Spec]:
-    """The resolved spec of every point, or one SpecError listing every bad point."""
+def validate_points(plan: SweepPlan, force: bool = False) -> list[Spec]:
+    """The resolved spec of every point, or one SpecError listing every bad point. force:
+    accept fabrics larger than this host can build in reasonable time."""
     specs, issues = [], []
     for values in plan.combos():
         try:
-            specs.append(load_spec(plan.spec, {**plan.overrides, **values}))
+            specs.append(load_spec(plan.spec, {**plan.overrides, **values}, force=force))
         except SpecError as exc:
             label = ", ".join(f"{k}={v}" for k, v in values.items())
             for issue in exc.issues:

@@ -6,6 +6,7 @@ Rates become bits per second, sizes bytes, durations seconds. Parsing happens on
 
 from __future__ import annotations
 
+import math
 import re
 
 _NUMBER = r"(?P<num>-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*(?P<unit>[A-Za-z/]*)"
@@ -37,7 +38,8 @@ def _parse(value: object, table: dict[str, float], what: str, examples: str) -> 
     if isinstance(value, bool):
         raise UnitError(f"expected a {what} such as {examples}, got {value!r}")
     if isinstance(value, (int, float)):
-        number = float(value)
+        number = float(value) if isinstance(value, float) or abs(value) < 1 << 63 \
+            else math.inf
     elif isinstance(value, str):
         # "1_000_000" and "1,000" are how people group digits; "µ" and "μ" both mean micro.
         text = value.strip().replace("µ", "u").replace("μ", "u").replace("_", "")
@@ -48,6 +50,9 @@ def _parse(value: object, table: dict[str, float], what: str, examples: str) -> 
         number = float(match.group("num")) * table[unit]
     else:
         raise UnitError(f"expected a {what} such as {examples}, got {value!r}")
+    if not math.isfinite(number):
+        raise UnitError(f"a {what} must be a finite number, got {value!r}; write e.g. "
+                        f"{examples}")
     if number < 0:
         raise UnitError(f"a {what} cannot be negative, got {value!r}; write e.g. {examples}")
     return number

@@ -4,14 +4,13 @@ TCP incast run writes a complete results folder, and nothing of kvfabric's is le
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from kvfabric.lock import WAIT_ENV, fabric_lock, wait_seconds_from_env
+from kvfabric.lock import FabricBusy, fabric_lock, wait_seconds_from_env
 from kvfabric.progress import Progress
 from kvfabric.smoke import Skip, note_lock_wait, smoke_check
 
@@ -22,7 +21,7 @@ SMOKE_FABRIC = {"spines": 2, "leaves": 2, "hosts_per_leaf": 2}
 
 
 def _lock_wait_s() -> float:
-    return wait_seconds_from_env() if WAIT_ENV in os.environ else LOCK_WAIT_S
+    return wait_seconds_from_env(LOCK_WAIT_S)
 
 
 @contextlib.contextmanager
@@ -130,7 +129,12 @@ def run_quietly(name: str, overrides: dict):
     with open("/dev/null", "w") as quiet:
         progress = _NoteFirstUpdate(quiet)
         started = time.monotonic()
-        outcome = run_experiment(spec, root, progress=progress, lock_wait_s=_lock_wait_s())
+        try:
+            outcome = run_experiment(spec, root, progress=progress,
+                                     lock_wait_s=_lock_wait_s())
+        except FabricBusy:
+            shutil.rmtree(root)  # nothing ran: leave nothing
+            raise
         if progress.first_update is not None:
             note_lock_wait(progress.first_update - started)
     if outcome.status == "interrupted":

@@ -121,7 +121,7 @@ def test_an_unwritable_results_root_is_refused_before_anything_is_built(tmp_path
         if kind != "file":
             subprocess.run(["umount", str(root)], check=True)
     assert proc.returncode == 2, proc.stderr
-    assert "--results" in proc.stderr and "not writable" in proc.stderr, proc.stderr
+    assert "--results" in proc.stderr and "cannot write runs" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "building fabric" not in proc.stderr
     nothing_left()
