@@ -1,0 +1,73 @@
+"""Where KV transfer times come from: the model never assumes one.
+
+A :class:`TransferPort` is handed each transfer and calls ``done()`` on the event loop when it
+has arrived. The emulation's port posts the transfer to the RoCE endpoints and schedules
+``done`` at the completion it measures; offline studies and tests use the ports below, which
+compute the time from a fixed value, a formula, or durations recorded in an earlier run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from .events import EventLoop
+
+
+@dataclass(frozen=True)
+class KvTransfer:
+    """``size_bytes`` of request ``request_index``'s KV from ``src`` to ``dst`` instance."""
+
+    request_index: int
+    src: str
+    dst: str
+    tokens: int
+    size_bytes: int
+
+
+class TransferPort(Protocol):
+    def start(self, loop: EventLoop, transfer: KvTransfer, done: Callable[[], None]) -> None:
+        """Begin ``transfer`` at ``loop.now_s``; schedule ``done`` when it has arrived."""
+
+
+class FixedTransfer:
+    """Every transfer takes ``seconds`` (a test double)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def start(self, loop: EventLoop, transfer: KvTransfer, done: Callable[[], None]) -> None:
+        loop.after(self.seconds, done)
+
+
+class LinkFormulaTransfer:
+    """``latency_s`` + bytes / ``rate_bps``, one transfer at a time per sending and per
+    receiving instance (each instance's NIC is a FIFO; no congestion beyond that). A formula
+    for tests and first estimates, not a fabric: the emulation measures that."""
+
+    def __init__(self, rate_bps: float, latency_s: float = 0.0) -> None:
+        if rate_bps <= 0:
+            raise ValueError("rate_bps must be positive")
+        self.rate_bps, self.latency_s = rate_bps, latency_s
+        self._free_at: dict[str, float] = {}
+
+    def start(self, loop: EventLoop, transfer: KvTransfer, done: Callable[[], None]) -> None:
+        begin = max(loop.now_s, self._free_at.get("tx:" + transfer.src, 0.0),
+                    self._free_at.get("rx:" + transfer.dst, 0.0))
+        end = begin + self.latency_s + 8 * transfer.size_bytes / self.rate_bps
+        self._free_at["tx:" + transfer.src] = self._free_at["rx:" + transfer.dst] = end
+        loop.schedule(end, done)
+
+
+class RecordedTransfer:
+    """Durations measured in an emulation run, by request index (``default_s`` for others)."""
+
+    def __init__(self, durations_s: Mapping[int, float], default_s: float | None = None) -> None:
+        self.durations_s, self.default_s = dict(durations_s), default_s
+
+    def start(self, loop: EventLoop, transfer: KvTransfer, done: Callable[[], None]) -> None:
+        seconds = self.durations_s.get(transfer.request_index, self.default_s)
+        if seconds is None:
+            raise KeyError(f"no measured transfer time for request {transfer.request_index}")
+        loop.after(seconds, done)
