@@ -35,7 +35,7 @@ MODES = ("disaggregated", "colocated")
 @dataclass(frozen=True)
 class ClusterConfig:
     """``cache_blocks``: prefix-cache blocks per instance (None: the instance's KV capacity
-    in blocks)."""
+    in blocks); ``colocated_instances`` (None: prefill + decode, the same GPUs)."""
 
     profile: InstanceProfile
     kv_model: KvModel
@@ -45,13 +45,15 @@ class ClusterConfig:
     block_tokens: int = 512
     cache_blocks: int | None = None
     load_weight: float = 1.0
+    colocated_instances: int | None = None
 
     def __post_init__(self) -> None:
         if self.prefill_instances <= 0 or self.decode_instances <= 0:
             raise ValueError("need at least one prefill and one decode instance")
 
-    @property
-    def gpus(self) -> int:
+    def gpus(self, mode: str) -> int:
+        if mode == "colocated" and self.colocated_instances:
+            return self.colocated_instances * self.profile.gpus
         return (self.prefill_instances + self.decode_instances) * self.profile.gpus
 
     def instance_cache_blocks(self) -> int:
@@ -68,8 +70,8 @@ class ServingRun:
     instances: dict[str, int] = field(default_factory=dict)  # iterations per instance
 
     def summary(self, slo: Slo | None = None) -> dict:
-        return {"mode": self.mode, "policy": self.config.policy, "gpus": self.config.gpus,
-                **summarise(self.records, slo)}
+        return {"mode": self.mode, "policy": self.config.policy,
+                "gpus": self.config.gpus(self.mode), **summarise(self.records, slo)}
 
 
 class Cluster:
@@ -87,7 +89,8 @@ class Cluster:
         self._awaiting_decode: deque[Job] = deque()
         blocks, bt = config.instance_cache_blocks(), config.block_tokens
         if mode == "colocated":
-            count = config.prefill_instances + config.decode_instances
+            count = config.colocated_instances or (config.prefill_instances
+                                                   + config.decode_instances)
             self.front = [Instance(f"colocated{i}", "colocated", config.profile, loop,
                                    cache_blocks=blocks, block_tokens=bt) for i in range(count)]
             self.decoders: list[Instance] = []

@@ -1,0 +1,74 @@
+"""Disaggregated against colocated serving on one trace: the side-by-side table.
+
+Both modes get the same requests, the same GPUs (P + D instances of one profile) and the same
+routing policy. Goodput is searched over request rates by compressing or stretching the
+trace's time axis (rate r: arrivals x mean rate / r), so the mix of prompts is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from traffic.traces import Request
+
+from .cluster import MODES, ClusterConfig, serve
+from .metrics import Slo, goodput_rps
+from .transfer import TransferPort
+
+
+def at_rate(requests: Sequence[Request], rate_rps: float) -> list[Request]:
+    """``requests`` with their time axis scaled to a mean rate of ``rate_rps``."""
+    if len(requests) < 2 or rate_rps <= 0:
+        raise ValueError("need two requests and a positive rate")
+    span = requests[-1].arrival_s - requests[0].arrival_s
+    if span <= 0:
+        raise ValueError("all requests arrive at once: no rate to scale")
+    factor = (len(requests) - 1) / span / rate_rps
+    t0 = requests[0].arrival_s
+    return [replace(r, arrival_s=(r.arrival_s - t0) * factor) for r in requests]
+
+
+def compare_modes(requests: Sequence[Request], config: ClusterConfig,
+                  transfer: Callable[[], TransferPort], slo: Slo,
+                  rates_rps: Sequence[float] = ()) -> dict[str, dict]:
+    """Per mode: the run's summary and, when ``rates_rps`` are given, its goodput.
+    ``transfer`` makes a fresh port per run (ports may hold per-link state)."""
+    out = {}
+    for mode in MODES:
+        def run(reqs, mode=mode):
+            return serve(reqs, mode, config, transfer() if mode == "disaggregated" else None)
+        summary = run(requests).summary(slo)
+        if rates_rps:
+            summary["goodput_rps"] = goodput_rps(
+                lambda rate, run=run: run(at_rate(requests, rate)).records, rates_rps, slo)
+        out[mode] = summary
+    return out
+
+
+def table(comparison: dict[str, dict]) -> str:
+    """A Markdown table of :func:`compare_modes`'s result."""
+    rows = [("goodput (req/s)", "goodput_rps", None), ("SLO attainment", "slo_attainment", None),
+            ("TTFT p50 (s)", "ttft_s", "p50"), ("TTFT p99 (s)", "ttft_s", "p99"),
+            ("TPOT p50 (ms)", "tpot_s", "p50"), ("TPOT p99 (ms)", "tpot_s", "p99"),
+            ("network share of TTFT p50", "network_share_of_ttft", "p50"),
+            ("prefix-hit share", "prefix_hit_share", None),
+            ("fabric GB", "fabric_bytes", None)]
+    modes = list(comparison)
+    lines = ["| | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    for label, key, sub in rows:
+        cells = []
+        for mode in modes:
+            value = comparison[mode].get(key)
+            if isinstance(value, dict):
+                value = value[sub]
+            if value is None:
+                cells.append("")
+                continue
+            if "ms" in label:
+                value *= 1e3
+            if key == "fabric_bytes":
+                value /= 1e9
+            cells.append(f"{value:.4g}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
