@@ -34,8 +34,8 @@ class EventLoop:
         return len(self._heap)
 
     def run(self, until_s: float = float("inf"), max_events: int = 50_000_000) -> int:
-        """Run events up to ``until_s``; returns how many ran. ``max_events`` guards against
-        a component that reschedules itself forever."""
+        """Run events up to ``until_s`` and advance the clock to it; returns how many ran.
+        ``max_events`` guards against a component that reschedules itself forever."""
         ran = 0
         while self._heap and self._heap[0][0] <= until_s:
             if ran >= max_events:
@@ -44,4 +44,6 @@ class EventLoop:
             self.now_s = at_s
             callback()
             ran += 1
+        if until_s != float("inf"):
+            self.now_s = max(self.now_s, until_s)  # the time up to which nothing is left
         return ran

@@ -71,3 +71,27 @@ class RecordedTransfer:
         if seconds is None:
             raise KeyError(f"no measured transfer time for request {transfer.request_index}")
         loop.after(seconds, done)
+
+
+class ExternalTransfer:
+    """Transfers carried by someone else (the emulated fabric): :meth:`start` hands each to
+    ``post`` and :meth:`complete` reports its arrival. A real-time driver runs the loop up to
+    the present (``loop.run(until_s=now)``) between reports; a transfer not yet reported
+    arrives in the future, so no event already run could depend on it. A report that comes
+    late (after the loop passed ``arrived_s``) is applied at the loop's present, and the lag
+    is kept in :attr:`late_s` so a run can say how much it cost."""
+
+    def __init__(self, post: Callable[[KvTransfer], None] = lambda transfer: None) -> None:
+        self.post = post
+        self.in_flight: dict[int, tuple[EventLoop, Callable[[], None]]] = {}
+        self.late_s: list[float] = []
+
+    def start(self, loop: EventLoop, transfer: KvTransfer, done: Callable[[], None]) -> None:
+        self.in_flight[transfer.request_index] = (loop, done)
+        self.post(transfer)
+
+    def complete(self, request_index: int, arrived_s: float) -> None:
+        loop, done = self.in_flight.pop(request_index)
+        if arrived_s < loop.now_s:
+            self.late_s.append(loop.now_s - arrived_s)
+        loop.schedule(max(arrived_s, loop.now_s), done)

@@ -11,7 +11,12 @@ import pytest
 from serving.cluster import ClusterConfig, serve
 from serving.events import EventLoop
 from serving.profiles import InstanceProfile
-from serving.transfer import FixedTransfer, LinkFormulaTransfer, RecordedTransfer
+from serving.transfer import (
+    ExternalTransfer,
+    FixedTransfer,
+    LinkFormulaTransfer,
+    RecordedTransfer,
+)
 from traffic.kvcache import preset
 from traffic.traces import Request
 
@@ -157,3 +162,26 @@ def test_unfinished_requests_have_no_latency():
     run = serve([Request(0.0, 1000, 5)], "colocated", config(), until_s=0.5)
     assert not run.records[0].done and math.isnan(run.records[0].ttft_s)
     assert run.summary()["finished"] == 0
+
+
+def test_an_external_fabric_reports_arrivals_while_a_driver_advances_the_loop():
+    from serving.cluster import Cluster
+
+    posted = []
+    port = ExternalTransfer(post=posted.append)
+    loop = EventLoop()
+    cluster = Cluster("disaggregated", config(), loop, port)
+    loop.schedule(0.0, lambda: cluster.arrive(0, Request(0.0, 1000, 3)))
+    loop.run(until_s=1.2)  # prefill ends at 1.0 and the KV is handed to the fabric
+    assert [(t.request_index, t.size_bytes) for t in posted] == [(0, 1000 * 131_072)]
+    port.complete(0, arrived_s=1.25)  # measured by the endpoints
+    loop.run()
+    [r] = cluster.records
+    assert r.transfer_s == pytest.approx(0.25) and r.ttft_s == pytest.approx(1.26)
+    assert port.late_s == []
+    loop.schedule(2.0, lambda: cluster.arrive(1, Request(2.0, 1000, 3)))
+    loop.run(until_s=3.5)  # prefill 2.0 -> 3.0; the report of 3.2 comes after the loop passed
+    port.complete(1, arrived_s=3.2)
+    loop.run()
+    assert port.late_s == pytest.approx([0.3])
+    assert cluster.records[1].transfer_s == pytest.approx(0.5)  # applied at the present
