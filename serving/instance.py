@@ -123,7 +123,7 @@ class Instance:
                 break
             if job.prefill_left < 0:
                 hit_tokens = self.cache.match(job.request.block_ids) * self.block_tokens
-                job.record.cached_tokens = min(hit_tokens, job.request.input_tokens - 1)
+                job.record.cached_tokens = max(0, min(hit_tokens, job.request.input_tokens - 1))
                 job.prefill_left = max(1, job.request.input_tokens - job.record.cached_tokens)
                 job.record.prefill_start_s = self.loop.now_s
             take = min(job.prefill_left, budget)
