@@ -1,4 +1,5 @@
-"""Disaggregated against colocated serving on one trace: the side-by-side table.
+"""Disaggregated against colocated serving on one trace, and one routing policy against
+another: the side-by-side tables.
 
 Both modes get the same requests, the same GPUs (P + D instances of one profile) and the same
 routing policy. Goodput is searched over request rates by compressing or stretching the
@@ -14,6 +15,7 @@ from traffic.traces import Request
 
 from .cluster import MODES, ClusterConfig, serve
 from .metrics import Slo, goodput_rps
+from .routing import POLICIES
 from .transfer import TransferPort
 
 
@@ -46,6 +48,22 @@ def compare_modes(requests: Sequence[Request], config: ClusterConfig,
     return out
 
 
+def compare_policies(requests: Sequence[Request], config: ClusterConfig,
+                     transfer: Callable[[], TransferPort], slo: Slo | None = None,
+                     mode: str = "disaggregated") -> dict[str, dict]:
+    """Per routing policy: prefix-hit share, bytes over the fabric and TTFT percentiles
+    (what KV-aware routing saves the network)."""
+    out = {}
+    for policy in POLICIES:
+        run = serve(requests, mode, replace(config, policy=policy),
+                    transfer() if mode == "disaggregated" else None)
+        summary = run.summary(slo)
+        out[policy] = {key: summary[key] for key in
+                       ("prefix_hit_share", "fabric_bytes", "ttft_s", "slo_attainment")
+                       if key in summary}
+    return out
+
+
 def table(comparison: dict[str, dict]) -> str:
     """A Markdown table of :func:`compare_modes`'s result."""
     rows = [("goodput (req/s)", "goodput_rps", None), ("SLO attainment", "slo_attainment", None),
@@ -54,7 +72,7 @@ def table(comparison: dict[str, dict]) -> str:
             ("network share of TTFT p50", "network_share_of_ttft", "p50"),
             ("prefix-hit share", "prefix_hit_share", None),
             ("fabric GB", "fabric_bytes", None)]
-    modes = list(comparison)
+    modes = list(comparison)  # the columns: modes or policies
     lines = ["| | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
     for label, key, sub in rows:
         cells = []

@@ -73,3 +73,20 @@ def test_same_gpus_in_both_modes():
     config = ClusterConfig(roofline_profile("llama-3-8b"), preset("llama-3-8b"), 3, 5)
     run = serve([Request(0.0, 100, 2)], "colocated", config)
     assert run.summary()["gpus"] == 8 and len(run.instances) == 8
+
+
+def test_policies_side_by_side_show_what_kv_aware_routing_saves_the_network():
+    from serving.study import compare_policies
+    from serving.transfer import FixedTransfer
+
+    config = ClusterConfig(roofline_profile("llama-3-8b"), preset("llama-3-8b"), 2, 2)
+    # two conversations, blocks (1, 2) and (10, 11), each extended by one block 10 s later,
+    # in the order that sends both second turns to the wrong instance under round-robin
+    reqs = [Request(0.0, 1024, 2, block_ids=(1, 2)), Request(0.0, 1024, 2, block_ids=(10, 11)),
+            Request(10.0, 1536, 2, block_ids=(10, 11, 12)),
+            Request(10.0, 1536, 2, block_ids=(1, 2, 3))]
+    side_by_side = compare_policies(reqs, config, lambda: FixedTransfer(0.001))
+    share = {policy: row["prefix_hit_share"] for policy, row in side_by_side.items()}
+    assert share == {"round_robin": 0.0, "least_loaded": 0.0, "kv_aware": 2048 / 5120}
+    assert side_by_side["kv_aware"]["fabric_bytes"] == 3072 * 131_072
+    assert side_by_side["round_robin"]["fabric_bytes"] == 5120 * 131_072
