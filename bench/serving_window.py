@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefill", type=int, default=4)
     parser.add_argument("--decode", type=int, default=4)
     parser.add_argument("--policy", default="kv_aware")
+    parser.add_argument("--transfer-mode", default="whole", choices=("whole", "layerwise"))
     parser.add_argument("--link-gbps", default="25,100,400")
     parser.add_argument("--rates", default="2,4,6,8,10,12,16,20,25,30,40")
     parser.add_argument("--ttft-slo-s", type=float, default=2.0)
@@ -51,13 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     trace = read_trace(args.trace, args.format, selection=Selection(busiest_s=args.busiest_s))
     config = ClusterConfig(roofline_profile(args.model, args.gpu), preset(args.model),
-                           args.prefill, args.decode, policy=args.policy)
+                           args.prefill, args.decode, policy=args.policy,
+                           transfer_mode=args.transfer_mode)
     slo = Slo(args.ttft_slo_s, args.tpot_slo_s)
     rates = [float(r) for r in args.rates.split(",")]
     print(f"{args.trace}: {len(trace.requests)} requests, window "
           f"{trace.mapping['window_start_s']:g}-{trace.mapping['window_end_s']:g} s; "
           f"{config.profile.name}, {args.prefill}P{args.decode}D vs "
-          f"{args.prefill + args.decode} colocated, policy {args.policy}, SLO TTFT "
+          f"{args.prefill + args.decode} colocated, policy {args.policy}, "
+          f"{args.transfer_mode} transfers, SLO TTFT "
           f"{slo.ttft_s:g} s / TPOT {slo.tpot_s * 1e3:g} ms")
     for gbps in (float(g) for g in args.link_gbps.split(",")):
         comparison = compare_modes(trace.requests, config,

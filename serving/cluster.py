@@ -30,12 +30,15 @@ from .routing import Router, transfer_tokens
 from .transfer import KvTransfer, TransferPort
 
 MODES = ("disaggregated", "colocated")
+TRANSFER_MODES = ("whole", "layerwise")
 
 
 @dataclass(frozen=True)
 class ClusterConfig:
     """``cache_blocks``: prefix-cache blocks per instance (None: the instance's KV capacity
-    in blocks); ``colocated_instances`` (None: prefill + decode, the same GPUs)."""
+    in blocks); ``colocated_instances`` (None: prefill + decode, the same GPUs);
+    ``transfer_mode``: ``whole`` (the KV moves when the prefill ends) or ``layerwise`` (it
+    starts with the prefill, layer by layer, and the last layer leaves when it ends)."""
 
     profile: InstanceProfile
     kv_model: KvModel
@@ -46,10 +49,13 @@ class ClusterConfig:
     cache_blocks: int | None = None
     load_weight: float = 1.0
     colocated_instances: int | None = None
+    transfer_mode: str = "whole"
 
     def __post_init__(self) -> None:
         if self.prefill_instances <= 0 or self.decode_instances <= 0:
             raise ValueError("need at least one prefill and one decode instance")
+        if self.transfer_mode not in TRANSFER_MODES:
+            raise ValueError(f"transfer_mode must be one of {TRANSFER_MODES}")
 
     def gpus(self, mode: str) -> int:
         if mode == "colocated" and self.colocated_instances:
@@ -87,6 +93,10 @@ class Cluster:
         self.router = Router(config.policy, config.load_weight)
         self.records: list[RequestRecord] = []
         self._awaiting_decode: deque[Job] = deque()
+        self._layerwise = config.transfer_mode == "layerwise"
+        self._in_flight: dict[int, KvTransfer] = {}  # layerwise transfers started
+        self._prefilled_ids: set[int] = set()
+        self._arrived_early: dict[int, Instance] = {}
         blocks, bt = config.instance_cache_blocks(), config.block_tokens
         if mode == "colocated":
             count = config.colocated_instances or (config.prefill_instances
@@ -97,6 +107,7 @@ class Cluster:
         else:
             self.front = [Instance(f"prefill{i}", "prefill", config.profile, loop,
                                    cache_blocks=blocks, block_tokens=bt,
+                                   on_prefill_started=self._prefill_started,
                                    on_prefilled=self._prefilled)
                           for i in range(config.prefill_instances)]
             self.decoders = [Instance(f"decode{i}", "decode", config.profile, loop,
@@ -116,9 +127,22 @@ class Cluster:
         instance.submit(Job(request, record))
         return record
 
+    def _prefill_started(self, job: Job) -> None:
+        if self._layerwise:
+            self._awaiting_decode.append(job)
+            self._dispatch()
+
     def _prefilled(self, job: Job) -> None:
-        self._awaiting_decode.append(job)
-        self._dispatch()
+        if not self._layerwise:
+            self._awaiting_decode.append(job)
+            self._dispatch()
+            return
+        index = job.record.index
+        self._prefilled_ids.add(index)
+        if index in self._in_flight:
+            self.transfer.source_ready(self.loop, self._in_flight.pop(index))
+        if index in self._arrived_early:  # a port that reported before the last layer
+            self._start_decode(job, self._arrived_early.pop(index))
 
     def _decode_finished(self, _job: Job) -> None:
         self._dispatch()
@@ -142,12 +166,25 @@ class Cluster:
             record.transfer_bytes = self.config.kv_model.bytes_for_tokens(tokens)
             record.transfer_start_s = self.loop.now_s
             transfer = KvTransfer(record.index, record.prefill_instance, decoder.name, tokens,
-                                  record.transfer_bytes)
+                                  record.transfer_bytes, self._layerwise,
+                                  self.config.kv_model.num_layers)
             self.transfer.start(self.loop, transfer,
                                 lambda job=job, decoder=decoder: self._arrived(job, decoder))
+            if self._layerwise:
+                if record.index in self._prefilled_ids:  # memory came after the prefill
+                    self.transfer.source_ready(self.loop, transfer)
+                else:
+                    self._in_flight[record.index] = transfer
 
     def _arrived(self, job: Job, decoder: Instance) -> None:
         job.record.transfer_end_s = self.loop.now_s
+        if self._layerwise and job.record.index not in self._prefilled_ids:
+            self._arrived_early[job.record.index] = decoder
+            return
+        self._start_decode(job, decoder)
+
+    def _start_decode(self, job: Job, decoder: Instance) -> None:
+        self._prefilled_ids.discard(job.record.index)
         decoder.cache.insert(job.request.block_ids)
         decoder.start_decode(job)
 

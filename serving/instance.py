@@ -46,11 +46,13 @@ class Job:
 
 
 class Instance:
-    """An instance named ``name`` driven by ``loop``; ``on_prefilled(job)`` is called when a
-    prefill-role job's KV is ready and ``on_finished(job)`` when a job's last token is out."""
+    """An instance named ``name`` driven by ``loop``; ``on_prefill_started(job)`` is called
+    when a job's first prefill chunk is scheduled, ``on_prefilled(job)`` when a prefill-role
+    job's KV is complete and ``on_finished(job)`` when a job's last token is out."""
 
     def __init__(self, name: str, role: str, profile: InstanceProfile, loop: EventLoop, *,
                  cache_blocks: int = 0, block_tokens: int = 512,
+                 on_prefill_started: Callable[[Job], None] | None = None,
                  on_prefilled: Callable[[Job], None] | None = None,
                  on_finished: Callable[[Job], None] | None = None) -> None:
         if role not in ROLES:
@@ -58,6 +60,7 @@ class Instance:
         self.name, self.role, self.profile, self.loop = name, role, profile, loop
         self.cache = PrefixCache(cache_blocks)
         self.block_tokens = block_tokens
+        self.on_prefill_started = on_prefill_started or (lambda job: None)
         self.on_prefilled = on_prefilled or (lambda job: None)
         self.on_finished = on_finished or (lambda job: None)
         self.waiting: deque[Job] = deque()  # colocated: not admitted for lack of memory
@@ -118,6 +121,7 @@ class Instance:
         if self.role == "colocated" and self.profile.colocated_chunk_tokens is not None:
             budget = self.profile.colocated_chunk_tokens
         chunks: list[tuple[Job, int]] = []
+        started: list[Job] = []
         for job in self.prefill_queue:
             if budget <= 0:
                 break
@@ -126,6 +130,7 @@ class Instance:
                 job.record.cached_tokens = max(0, min(hit_tokens, job.request.input_tokens - 1))
                 job.prefill_left = max(1, job.request.input_tokens - job.record.cached_tokens)
                 job.record.prefill_start_s = self.loop.now_s
+                started.append(job)
             take = min(job.prefill_left, budget)
             chunks.append((job, take))
             budget -= take
@@ -136,6 +141,8 @@ class Instance:
         self.busy = True
         self.iterations += 1
         self.loop.after(duration, lambda: self._end_iteration(batch, chunks))
+        for job in started:
+            self.on_prefill_started(job)
 
     def _end_iteration(self, batch: list[Job], chunks: list[tuple[Job, int]]) -> None:
         now = self.loop.now_s

@@ -1,8 +1,9 @@
 """Per-request timings and the per-run figures serving papers report.
 
 TTFT is split into what the request waited for: queueing before its prefill, the prefill
-itself (across chunks), the wait for decode memory, the KV transfer, and the first decode step
-(including the wait for the decode iteration it joins). TPOT is the mean time per output token
+itself (across chunks), the wait for decode memory, the KV transfer (the part not hidden
+behind the prefill), and the first decode step (including the wait for the decode iteration
+it joins). TPOT is the mean time per output token
 after the first. SLO attainment is the share of requests meeting both a TTFT and a TPOT SLO;
 goodput is the highest request rate at which attainment stays >= 90 % (DistServe, OSDI'24,
 sec. 2.3 and 6).
@@ -58,25 +59,34 @@ class RequestRecord:
 
     @property
     def transfer_s(self) -> float:
+        """The whole transfer, first byte posted to last byte arrived."""
         return 0.0 if math.isnan(self.transfer_start_s) else \
             self.transfer_end_s - self.transfer_start_s
 
+    @property
+    def transfer_exposed_s(self) -> float:
+        """The part of the transfer TTFT waits for: after the prefill ended (all of it when
+        the KV moves whole; the tail when it moves layer by layer during the prefill)."""
+        if math.isnan(self.transfer_start_s):
+            return 0.0
+        return self.transfer_end_s - max(self.prefill_end_s, self.transfer_start_s)
+
     def ttft_parts_s(self) -> dict[str, float]:
-        """TTFT as queueing + prefill + decode-memory wait + transfer + first decode step."""
-        handed_over = self.prefill_end_s if math.isnan(self.transfer_start_s) \
-            else self.transfer_start_s
-        kv_ready = self.prefill_end_s if math.isnan(self.transfer_end_s) \
-            else self.transfer_end_s
+        """TTFT as queueing + prefill + decode-memory wait + exposed transfer + first decode
+        step; the parts add up to TTFT."""
+        moved = not math.isnan(self.transfer_start_s)
+        kv_ready = self.transfer_end_s if moved else self.prefill_end_s
+        waited = max(0.0, self.transfer_start_s - self.prefill_end_s) if moved else 0.0
         return {"queueing": self.prefill_start_s - self.arrival_s,
                 "prefill": self.prefill_end_s - self.prefill_start_s,
-                "decode_memory_wait": handed_over - self.prefill_end_s,
-                "transfer": self.transfer_s,
+                "decode_memory_wait": waited,
+                "transfer": self.transfer_exposed_s,
                 "first_decode_step": self.first_token_s - kv_ready}
 
     @property
     def network_share(self) -> float:
-        """The KV transfer's share of this request's TTFT."""
-        return self.transfer_s / self.ttft_s if self.ttft_s > 0 else 0.0
+        """The share of this request's TTFT spent waiting for the KV transfer."""
+        return self.transfer_exposed_s / self.ttft_s if self.ttft_s > 0 else 0.0
 
 
 @dataclass(frozen=True)

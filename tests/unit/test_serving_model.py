@@ -185,3 +185,33 @@ def test_an_external_fabric_reports_arrivals_while_a_driver_advances_the_loop():
     loop.run()
     assert port.late_s == pytest.approx([0.3])
     assert cluster.records[1].transfer_s == pytest.approx(0.5)  # applied at the present
+
+
+def test_a_layerwise_transfer_hides_behind_the_prefill_up_to_its_last_layer():
+    layerwise = config(transfer_mode="layerwise")
+    [r] = serve([Request(0.0, 1000, 2)], "disaggregated", layerwise, FixedTransfer(0.5)).records
+    # starts with the prefill at 0, would take 0.5 s, but the last layer is ready at 1.0
+    assert r.transfer_start_s == 0.0 and r.transfer_end_s == pytest.approx(1.0)
+    assert r.ttft_s == pytest.approx(1.01) and r.network_share == 0.0
+    bits = 1000 * 131_072 * 8  # llama-3-8b, 32 layers
+    slow = serve([Request(0.0, 1000, 2)], "disaggregated", layerwise,
+                 LinkFormulaTransfer(rate_bps=bits / 2.0)).records[0]
+    assert slow.transfer_end_s == pytest.approx(2.0)  # the wire, not the prefill, is last
+    assert slow.ttft_parts_s()["transfer"] == pytest.approx(1.0)
+    fast = serve([Request(0.0, 1000, 2)], "disaggregated", layerwise,
+                 LinkFormulaTransfer(rate_bps=bits / 0.5)).records[0]
+    assert fast.transfer_end_s == pytest.approx(1.0 + 0.5 / 32)  # only the last layer shows
+    assert sum(fast.ttft_parts_s().values()) == pytest.approx(fast.ttft_s)
+
+
+def test_a_layerwise_transfer_waiting_for_decode_memory_starts_after_the_prefill():
+    small = InstanceProfile("small", 1000.0, 0.01, 0.0, 0.0, kv_capacity_tokens=2000,
+                            prefill_batch_tokens=1000)
+    reqs = [Request(0.0, 1000, 500), Request(0.0, 1000, 500)]
+    run = serve(reqs, "disaggregated", config(profile=small, transfer_mode="layerwise"),
+                FixedTransfer(0.0))
+    _, second = run.records
+    # prefilled 1.0 -> 2.0 with nowhere to send its layers; memory frees at 6.0
+    assert second.transfer_start_s == pytest.approx(6.0)
+    assert second.ttft_parts_s()["decode_memory_wait"] == pytest.approx(4.0)
+    assert second.ttft_s == pytest.approx(6.01)
