@@ -104,6 +104,9 @@ def read_trace(
         if t0 is not None and not start_s <= (raw.stamp - t0) / ticks < end_s:
             continue
         kept.append(raw)
+    if not kept:
+        raise ValueError(f"{name}: the window {start_s:g}-{end_s:g} s holds no request (the "
+                         f"trace spans 0-{relative[-1]:g} s from its first request)")
     if t0 is None:
         t0 = min(r.stamp for r in kept)
     kept.sort(key=lambda r: (r.stamp, r.line_number))
@@ -113,8 +116,11 @@ def read_trace(
         requests[-1].arrival_s - requests[0].arrival_s if requests else 0.0)
     window_rate = len(requests) / length_s if length_s > 0 else math.inf
     load_scale = selection.rate_scale
-    if selection.rate_rps is not None and requests:
-        load_scale = selection.rate_rps / window_rate if math.isfinite(window_rate) else 1.0
+    if selection.rate_rps is not None:
+        if not math.isfinite(window_rate):
+            raise ValueError(f"{name}: every kept request has the same stamp, so it has no "
+                             "rate to thin to rate_rps; give a duration_s or use rate_scale")
+        load_scale = selection.rate_rps / window_rate
     requests = _scaled(requests, load_scale, selection.time_scale, selection.jitter_s,
                        selection.seed)
     cached = prefix_hits([r.block_ids for r in requests], block_tokens,

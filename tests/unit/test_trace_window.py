@@ -76,3 +76,12 @@ def test_a_ten_percent_sample_of_the_conversation_trace_sees_its_own_cache_share
     assert sample.mapping["cached_share"] == pytest.approx(0.12, abs=0.02)
     busiest = read_mooncake(CONVERSATION, busiest_s=10.0)
     assert busiest.mapping["window_start_s"] == 3444.0 and len(busiest.requests) == 73
+
+
+def test_an_empty_window_or_a_rate_without_a_time_span_is_a_clear_error(tmp_path):
+    path = write(tmp_path / "t.jsonl", [(0, 10, []), (1000, 10, [])])
+    with pytest.raises(ValueError, match="window 5-6 s holds no request .* spans 0-1 s"):
+        read_mooncake(path, start_s=5.0, duration_s=1.0)
+    same = write(tmp_path / "same.jsonl", [(0, 10, []), (0, 10, [])])
+    with pytest.raises(ValueError, match="no rate to thin"):
+        read_mooncake(same, rate_rps=1.0)
