@@ -12,7 +12,7 @@ from serving.presets import roofline_profile
 from serving.study import at_rate, compare_modes, table
 from serving.transfer import LinkFormulaTransfer
 from traffic.kvcache import preset
-from traffic.traces import Request, read_mooncake
+from traffic.traces import Request, read_azure, read_mooncake
 
 CONVERSATION = Path("/work/shared/traces/conversation_trace.jsonl")
 
@@ -90,3 +90,21 @@ def test_policies_side_by_side_show_what_kv_aware_routing_saves_the_network():
     assert share == {"round_robin": 0.0, "least_loaded": 0.0, "kv_aware": 2048 / 5120}
     assert side_by_side["kv_aware"]["fabric_bytes"] == 3072 * 131_072
     assert side_by_side["round_robin"]["fabric_bytes"] == 5120 * 131_072
+
+
+AZURE_CODE = Path("/work/shared/traces/AzureLLMInferenceTrace_code.csv")
+
+
+@pytest.mark.skipif(not AZURE_CODE.is_file(), reason=f"{AZURE_CODE} absent (public Azure "
+                    "trace, not committed; see ../shared/traces/README.md)")
+def test_the_azure_code_trace_reads_whole_and_its_busiest_window_replays():
+    whole = read_azure(AZURE_CODE)  # CRLF, no final newline, 7 fractional digits
+    assert len(whole.requests) == 8819 and whole.skipped_lines == 0
+    assert whole.requests[-1].arrival_s == pytest.approx(3435.948056, abs=1e-6)
+    window = read_azure(AZURE_CODE, busiest_s=10.0).requests
+    assert len(window) == 415
+    config = ClusterConfig(roofline_profile("qwen2.5-7b"), preset("qwen2.5-7b"), 4, 4)
+    for mode in ("disaggregated", "colocated"):
+        run = serve(window, mode, config, LinkFormulaTransfer(100e9, 10e-6))
+        assert run.summary()["finished"] == 415
+        assert run.summary()["prefix_hit_share"] == 0.0  # Azure publishes no block ids

@@ -51,3 +51,13 @@ def test_kv_pcap_refuses_an_infinite_rate_scale_without_a_traceback(tmp_path, ca
     code = kv_pcap.main(["trace", "--mooncake", str(trace), "--rate-scale", "inf",
                          "--out", str(tmp_path / "o.pcap")])
     assert code == 2 and "rate_scale must be a finite number" in capsys.readouterr().err
+
+
+def test_kv_pcap_replays_only_the_selected_window(tmp_path, capsys):
+    trace = tmp_path / "t.jsonl"
+    rows = [f'{{"timestamp": {t}, "input_length": 16, "output_length": 1}}\n'
+            for t in (0, 100, 5000, 5100, 5200, 9000)]
+    trace.write_text("".join(rows))
+    code = kv_pcap.main(["trace", "--mooncake", str(trace), "--busiest-s", "1",
+                         "--prefill", "1", "--decode", "1", "--out", str(tmp_path / "o.pcap")])
+    assert code == 0 and "3 transfers" in capsys.readouterr().out  # the 5.0-5.2 s burst
