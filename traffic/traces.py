@@ -52,7 +52,8 @@ class Request:
 @dataclass
 class Trace:
     """Requests read from ``path``; ``skipped_lines`` were malformed and skipped; ``mapping``
-    says which part of the file they are and how it was scaled (store it with the run)."""
+    says which part of the file they are and how it was scaled (plain JSON values: store it
+    with the run)."""
 
     requests: list[Request]
     path: str = ""
@@ -130,9 +131,11 @@ def read_trace(
         "source": name, "format": trace_format, "requests_in_file": in_file,
         "skipped_lines": len(skipped), "window_start_s": start_s,
         "window_end_s": end_s if math.isfinite(end_s) else None,
-        "requests_in_window": len(kept), "window_rate_rps": window_rate,
+        "requests_in_window": len(kept),
+        "window_rate_rps": window_rate if math.isfinite(window_rate) else None,
         "load_scale": load_scale, "time_scale": selection.time_scale,
-        "requests_kept": len(requests), "cached_share": cached_share(requests),
+        "requests_kept": len(requests),
+        "cached_share": share if math.isfinite(share := cached_share(requests)) else None,
         "selection": selection.describe(),
     }
     return Trace(requests, name, len(skipped), skipped, mapping)

@@ -29,6 +29,9 @@ def test_start_and_duration_keep_the_window_and_restart_time_at_its_start(tmp_pa
     assert [r.arrival_s for r in trace.requests] == [0.0, 1.0, 2.0]
     assert trace.mapping["window_start_s"] == 2.0 and trace.mapping["window_end_s"] == 5.0
     assert trace.mapping["requests_in_file"] == 10 and trace.mapping["requests_kept"] == 3
+    json.dumps(trace.mapping, allow_nan=False)  # a run stores it as it is
+    json.dumps(read_mooncake(write(tmp_path / "one.jsonl", [(0, 0, [])])).mapping,
+               allow_nan=False)  # one request, no input: no rate, no cached share
 
 
 def test_prefix_hits_are_counted_on_the_window_not_on_what_came_before(tmp_path):
