@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default="2,4,6,8,10,12,16,20,25,30,40")
     parser.add_argument("--ttft-slo-s", type=float, default=2.0)
     parser.add_argument("--tpot-slo-s", type=float, default=0.1)
+    parser.add_argument("--plots-dir", help="write TTFT/TPOT CDFs and attainment curves here")
     args = parser.parse_args(argv)
     if not Path(args.trace).is_file():
         print(f"no trace {args.trace}", file=sys.stderr)
@@ -67,8 +68,25 @@ def main(argv: list[str] | None = None) -> int:
                                    lambda gbps=gbps: LinkFormulaTransfer(gbps * 1e9, 10e-6),
                                    slo, rates)
         print(f"\n### link {gbps:g} Gbit/s\n\n{table(comparison)}")
+        if args.plots_dir:
+            _plot(Path(args.plots_dir), f"{gbps:g}G", trace.requests, config, slo, rates,
+                  lambda gbps=gbps: LinkFormulaTransfer(gbps * 1e9, 10e-6))
     print(f"\n({time.monotonic() - started:.1f} s)")
     return 0
+
+
+def _plot(folder: Path, tag: str, requests, config, slo, rates, transfer) -> None:
+    from kvfabric.serving_plots import plot_attainment, plot_latency_cdfs
+    from serving.cluster import serve
+    from serving.study import attainment_curve
+
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = {mode: serve(requests, mode, config, transfer() if mode == "disaggregated" else None)
+            for mode in ("disaggregated", "colocated")}
+    plot_latency_cdfs(runs, folder / f"latency_cdf_{tag}.png", slo)
+    plot_attainment(attainment_curve(requests, config, transfer, slo, rates),
+                    folder / f"attainment_{tag}.png")
+    print(f"plots in {folder}")
 
 
 if __name__ == "__main__":

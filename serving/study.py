@@ -14,7 +14,7 @@ from dataclasses import replace
 from traffic.traces import Request
 
 from .cluster import MODES, ClusterConfig, serve
-from .metrics import Slo, goodput_rps
+from .metrics import Slo, attainment, goodput_rps
 from .routing import POLICIES
 from .transfer import TransferPort
 
@@ -46,6 +46,17 @@ def compare_modes(requests: Sequence[Request], config: ClusterConfig,
                 lambda rate, run=run: run(at_rate(requests, rate)).records, rates_rps, slo)
         out[mode] = summary
     return out
+
+
+def attainment_curve(requests: Sequence[Request], config: ClusterConfig,
+                     transfer: Callable[[], TransferPort], slo: Slo,
+                     rates_rps: Sequence[float]) -> dict[str, list[tuple[float, float]]]:
+    """Per mode: (rate, SLO attainment) at each of ``rates_rps``, the curve goodput reads."""
+    return {mode: [(rate, attainment(serve(at_rate(requests, rate), mode, config,
+                                           transfer() if mode == "disaggregated" else None
+                                           ).records, slo))
+                   for rate in sorted(rates_rps)]
+            for mode in MODES}
 
 
 def compare_policies(requests: Sequence[Request], config: ClusterConfig,

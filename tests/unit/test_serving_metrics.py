@@ -108,3 +108,23 @@ def test_the_azure_code_trace_reads_whole_and_its_busiest_window_replays():
         run = serve(window, mode, config, LinkFormulaTransfer(100e9, 10e-6))
         assert run.summary()["finished"] == 415
         assert run.summary()["prefix_hit_share"] == 0.0  # Azure publishes no block ids
+
+
+def test_attainment_curve_falls_with_load_and_the_plots_are_written(tmp_path):
+    from kvfabric.serving_plots import plot_attainment, plot_latency_cdfs
+    from serving.study import attainment_curve
+
+    profile = roofline_profile("llama-3-8b")
+    config = ClusterConfig(profile, preset("llama-3-8b"), 1, 1)
+    reqs = [Request(i * 0.1, 4000, 50) for i in range(40)]
+    slo = Slo(ttft_s=0.5, tpot_s=0.05)
+    curves = attainment_curve(reqs, config, lambda: LinkFormulaTransfer(100e9), slo,
+                              [1, 5, 50])
+    for points in curves.values():
+        assert points[0][1] == 1.0 and points[-1][1] < 0.5  # 50 req/s swamps one GPU each
+    plot_attainment(curves, tmp_path / "attainment.png")
+    runs = {mode: serve(reqs, mode, config, LinkFormulaTransfer(100e9))
+            for mode in ("disaggregated", "colocated")}
+    plot_latency_cdfs(runs, tmp_path / "cdf.png", slo)
+    assert (tmp_path / "attainment.png").stat().st_size > 1000
+    assert (tmp_path / "cdf.png").stat().st_size > 1000
