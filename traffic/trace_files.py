@@ -201,6 +201,8 @@ def raw_requests(path: str | Path, trace_format: str, on_bad: BadLine) -> Iterat
 
     def count_bad(number: int, reason: str) -> None:
         nonlocal bad
+        if trace_format == "azure" and header is None:  # no header: nothing else can be read
+            raise TraceError(name, number, f"{reason}, before the header")
         bad += 1
         on_bad(number, reason)
 

@@ -118,3 +118,22 @@ def test_nan_or_infinite_rescaling_arguments_are_clear_value_errors(kwargs):
         rescale([], **kwargs)
     with pytest.raises(ValueError, match=name):
         Selection(**kwargs)
+
+
+def test_an_undecodable_azure_header_is_fatal_even_when_skipping(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"TIMESTAMP,Context\xe9Tokens,GeneratedTokens\r\n" + GOOD_ROW.encode())
+    with pytest.raises(TraceError, match=r"t.csv:1: not UTF-8.*before the header"):
+        read_azure(path, skip_malformed=True)
+
+
+def test_a_line_longer_than_the_limit_is_skipped_without_being_held(tmp_path, monkeypatch):
+    from traffic import trace_files
+
+    monkeypatch.setattr(trace_files, "MAX_LINE_BYTES", 100)
+    path = tmp_path / "t.jsonl"
+    path.write_text(mc(0) + mc(1, ids=range(200)) + mc(2))
+    with pytest.raises(TraceError, match=r"t.jsonl:2: line longer than 100 bytes"):
+        read_mooncake(path)
+    trace = read_mooncake(path, skip_malformed=True)
+    assert trace.skipped_lines == 1 and [r.arrival_s for r in trace.requests] == [0.0, 0.002]
