@@ -38,6 +38,7 @@ KIND_SMALL = "small"
 MODES = ("whole", "layerwise")
 PREFILL_POLICIES = ("least_loaded", "round_robin", "random")
 DECODE_POLICIES = ("round_robin", "random")
+OVER_CONTEXT = ("keep", "drop", "error")
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,25 @@ def plan_kv_transfers(
     prefill_policy: str = "least_loaded",
     decode_policy: str = "round_robin",
     cache_hit_saves_transfer: bool = True,
+    emulated_nics: Sequence[int] | None = None,
+    over_context: str = "keep",
     seed: int = 0,
 ) -> list[Transfer]:
     """KV transfers, prefill node to decode node, for ``requests`` in arrival order.
 
     With ``nics_per_node > 1`` the ``tp_size`` ranks spread over NICs named ``node/nicK`` and
-    NIC K of the prefill node sends to NIC K of the decode node.
+    NIC K of the prefill node sends to NIC K of the decode node; only the NICs in
+    ``emulated_nics`` (all when None) are planned, so an emulation of NIC 0 does not build
+    and drop the other shards. A replicated shard (MLA latent, KV heads fewer than ranks) is
+    sent once (:meth:`KvModel.bytes_per_nic`). A request longer than the model's maximum
+    context (prompt plus output) is kept (``"keep"``), dropped (``"drop"``) or an error
+    (``"error"``).
     """
+    if over_context not in OVER_CONTEXT:
+        raise ValueError(f"over_context must be one of {OVER_CONTEXT}, got {over_context!r}")
+    wanted_nics = set(range(nics_per_node) if emulated_nics is None else emulated_nics)
+    if not wanted_nics <= set(range(nics_per_node)):
+        raise ValueError(f"emulated_nics {sorted(wanted_nics)} outside 0..{nics_per_node - 1}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if prefill_policy not in PREFILL_POLICIES:
@@ -124,6 +137,13 @@ def plan_kv_transfers(
     transfers: list[Transfer] = []
     for n, index in enumerate(order):
         request = requests[index]
+        if not model.fits_context(request.input_tokens + request.output_tokens):
+            if over_context == "error":
+                raise ValueError(f"request {index}: {request.input_tokens} + "
+                                 f"{request.output_tokens} tokens exceed {model.name}'s "
+                                 f"maximum context of {model.max_context_tokens}")
+            if over_context == "drop":
+                continue
         if prefill_policy == "least_loaded":
             # earliest start; among idle nodes the one idle longest, then the lowest index
             p = min(range(len(free_at_s)),
@@ -141,7 +161,7 @@ def plan_kv_transfers(
         tokens = uncached if cache_hit_saves_transfer else request.input_tokens
         per_nic = model.bytes_per_nic(tokens, tp_size, nics_per_node)
         for nic, size_bytes in enumerate(per_nic):
-            if size_bytes == 0:
+            if size_bytes == 0 or nic not in wanted_nics:
                 continue
             src = _nic_name(pool.prefill[p], nic, nics_per_node)
             dst = _nic_name(pool.decode[d], nic, nics_per_node)
@@ -150,10 +170,10 @@ def plan_kv_transfers(
                                           index))
                 continue
             layers = model.num_layers
+            share, extra = divmod(size_bytes, layers)  # uneven only with sliding windows
             for layer in range(layers):
-                # per-NIC bytes are a whole multiple of the layer count (see KvModel)
                 transfers.append(Transfer(start_s + compute_s * (layer + 1) / layers, src, dst,
-                                          size_bytes // layers, KIND_KV_LAYER, index, layer))
+                                          share + (layer < extra), KIND_KV_LAYER, index, layer))
     return _sorted(transfers)
 
 

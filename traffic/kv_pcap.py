@@ -9,6 +9,9 @@ pcap writer stores them with their timestamps. Nodes get addresses 10.0.<n/250>.
     python -m traffic.kv_pcap incast --senders 7 --size 256KiB --rounds 3 --out incast.pcap
     python -m traffic.kv_pcap kv-incast --prefill 4 --model llama-3-8b --tokens 512 --out k.pcap
     python -m traffic.kv_pcap trace --mooncake trace.jsonl --prefill 2 --decode 2 --out t.pcap
+    python -m traffic.kv_pcap trace --mooncake trace.jsonl --busiest-s 10 --out busy.pcap
+
+A bad trace or argument is one line on stderr naming the file and line, and exit status 2.
 """
 
 from __future__ import annotations
@@ -118,9 +121,13 @@ def _plan(args: argparse.Namespace) -> list[kv_patterns.Transfer]:
         return kv_patterns.elephants(pool, parse_size_bytes(args.size), count=args.count,
                                      spread_s=args.interval_s, seed=args.seed)
     from traffic import traces
+    from traffic.trace_window import Selection
 
-    trace = (traces.read_mooncake(args.mooncake) if args.mooncake
-             else traces.read_azure(args.azure))
+    selection = Selection(start_s=args.start_s, duration_s=args.duration_s,
+                          busiest_s=args.busiest_s, rate_rps=args.rate_rps,
+                          rate_scale=args.rate_scale, time_scale=args.time_scale, seed=args.seed)
+    trace = traces.read_trace(args.mooncake or args.azure,
+                              "mooncake" if args.mooncake else "azure", selection=selection)
     requests = trace.requests[:args.requests]
     return kv_patterns.plan_kv_transfers(requests, pool, model,
                                          prefill_tokens_per_s=args.prefill_tokens_per_s,
@@ -150,10 +157,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--azure")
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--prefill-tokens-per-s", type=float, default=10_000)
+    window = parser.add_argument_group("trace selection (traffic/trace_window.py)")
+    window.add_argument("--start-s", type=float, help="window start, s from the first request")
+    window.add_argument("--duration-s", type=float, help="window length, s")
+    window.add_argument("--busiest-s", type=float, help="the busiest window of this length")
+    window.add_argument("--rate-rps", type=float, help="thin the window to this mean rate")
+    window.add_argument("--rate-scale", type=float, default=1.0)
+    window.add_argument("--time-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
     if args.pattern == "trace" and not (args.mooncake or args.azure):
         parser.error("trace needs --mooncake FILE or --azure FILE")
-    plan = _plan(args)
+    try:
+        plan = _plan(args)
+    except (ValueError, OSError) as exc:  # TraceError is a ValueError naming file and line
+        print(f"kv_pcap: {exc}", file=sys.stderr)
+        return 2
     n = write_pcap(args.out, plan, rate_bps=parse_rate_bps(args.rate), mtu=args.mtu_payload,
                    max_packets=args.max_packets)
     print(f"{args.out}: {len(plan)} transfers, {n} frames")

@@ -1,227 +1,181 @@
 """Request traces for disaggregated inference: public trace readers and synthetic arrivals.
 
-Formats
+Formats (read line by line, every defect named by file and line: :mod:`traffic.trace_files`)
 -------
 - Mooncake (kvcache-ai/Mooncake ``FAST25-release/traces/*.jsonl``): one JSON object per line,
   ``timestamp`` (ms from start), ``input_length``, ``output_length``, ``hash_ids`` (one int per
   512-token block). A block id seen in an earlier request is a prefix-cache hit; we count the
-  leading run of seen ids, because a prefix cache can only reuse a prefix (Mooncake chains the
-  block hashes, so a seen id implies its whole prefix was seen). The cache is unbounded.
+  leading run of seen ids (see :func:`traffic.trace_window.prefix_hits`), on the requests kept.
 - Azure LLM inference 2023 (Azure/AzurePublicDataset ``data/AzureLLMInferenceTrace_*.csv``):
   header ``TIMESTAMP,ContextTokens,GeneratedTokens``, date-time stamps with sub-second digits,
   which may be more than the 6 ``datetime`` parses, so we parse them to integer nanoseconds.
 
-Every reader returns arrivals relative to the first request, sorted by time, and accepts the same
-rescaling (:func:`rescale`): ``time_scale`` stretches the time axis (0.1 replays ten times
-faster, bursts included), ``rate_scale`` changes the load while keeping the time axis, by
-seeded thinning (< 1) or by superposing copies (> 1), and ``jitter_s`` spreads requests that
-share a coarse timestamp (Mooncake's are in ms and often equal).
+:func:`read_trace` returns arrivals relative to the start of the selected window, sorted by
+time, after the :class:`~traffic.trace_window.Selection` (window, load, time scale, jitter);
+``Trace.mapping`` records what was kept. :func:`rescale` applies the same load and time scaling
+to any request list.
 """
 
 from __future__ import annotations
 
-import calendar
-import csv
-import json
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from traffic.trace_files import (  # noqa: F401  (parse_timestamp_ns is part of this API)
+    TICKS_PER_S,
+    RawRequest,
+    TraceError,
+    parse_timestamp_ns,
+    raw_requests,
+)
+from traffic.trace_window import Selection, cached_share, prefix_hits, thin_or_superpose
+
 MOONCAKE_BLOCK_TOKENS = 512
 
 
 @dataclass(frozen=True)
 class Request:
-    """One inference request; ``cached_tokens`` of its input are a prefix-cache hit."""
+    """One inference request; ``cached_tokens`` of its input are a prefix-cache hit and
+    ``block_ids`` name its input's cache blocks (Mooncake's ``hash_ids``; empty if unknown)."""
 
     arrival_s: float
     input_tokens: int
     output_tokens: int
     cached_tokens: int = 0
+    block_ids: tuple[int, ...] = ()
 
 
 @dataclass
 class Trace:
-    """Requests read from ``path``; ``skipped_lines`` were malformed and skipped."""
+    """Requests read from ``path``; ``skipped_lines`` were malformed and skipped; ``mapping``
+    says which part of the file they are and how it was scaled (plain JSON values: store it
+    with the run)."""
 
     requests: list[Request]
     path: str = ""
     skipped_lines: int = 0
     skipped: list[str] = field(default_factory=list)
-
-
-class TraceError(ValueError):
-    """A malformed trace line; the message names the file and the 1-based line number."""
-
-    def __init__(self, path: str, line_number: int, reason: str) -> None:
-        super().__init__(f"{path}:{line_number}: {reason}")
-        self.path = path
-        self.line_number = line_number
-        self.reason = reason
-
-
-def _non_negative_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _parse_mooncake(line: str, seen: set[int], block_tokens: int) -> tuple[float, Request]:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.msg})") from None
-    if not isinstance(obj, dict):
-        raise ValueError("expected a JSON object")
-    missing = [k for k in ("timestamp", "input_length", "output_length") if k not in obj]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    stamp_ms = obj["timestamp"]
-    if isinstance(stamp_ms, bool) or not isinstance(stamp_ms, (int, float)) or stamp_ms < 0:
-        raise ValueError(f"timestamp must be a non-negative number of ms, got {stamp_ms!r}")
-    input_tokens = _non_negative_int(obj["input_length"], "input_length")
-    output_tokens = _non_negative_int(obj["output_length"], "output_length")
-    hash_ids = obj.get("hash_ids", [])
-    if not isinstance(hash_ids, list) or not all(
-        isinstance(h, int) and not isinstance(h, bool) for h in hash_ids
-    ):
-        raise ValueError("hash_ids must be a list of integers")
-    hits = 0
-    while hits < len(hash_ids) and hash_ids[hits] in seen:
-        hits += 1
-    seen.update(hash_ids)
-    cached = min(hits * block_tokens, input_tokens)
-    return stamp_ms, Request(0.0, input_tokens, output_tokens, cached)
-
-
-_STAMP = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"\s*(Z|[+-]\d{2}:?\d{2})?"
-)
-
-
-def parse_timestamp_ns(text: str) -> int:
-    """Integer nanoseconds since the Unix epoch of ``2023-11-16 18:15:46.6805900`` (UTC unless
-    an offset is given). Integers because a float epoch cannot hold 100 ns (Azure's digits)."""
-    match = _STAMP.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"not a date-time: {text!r}")
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    whole_s = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
-    fraction_ns = int((match.group(7) or "")[:9].ljust(9, "0"))
-    offset = match.group(8)
-    if offset and offset != "Z":
-        sign = -1 if offset[0] == "-" else 1
-        hh, mm = int(offset[1:3]), int(offset[-2:])
-        whole_s -= sign * (hh * 3600 + mm * 60)
-    return whole_s * 10**9 + fraction_ns
+    mapping: dict = field(default_factory=dict)
 
 
 def parse_timestamp_s(text: str) -> float:
-    """Seconds since the Unix epoch; see :func:`parse_timestamp_ns`."""
+    """Seconds since the Unix epoch; see :func:`traffic.trace_files.parse_timestamp_ns`."""
     return parse_timestamp_ns(text) / 1e9
 
 
-def _parse_azure(row: dict) -> tuple[int, Request]:
-    try:
-        stamp = row["TIMESTAMP"]
-        context, generated = row["ContextTokens"], row["GeneratedTokens"]
-    except KeyError as exc:
-        raise ValueError(f"missing column {exc.args[0]}") from None
-    if stamp is None or context is None or generated is None:
-        raise ValueError("too few fields")
-    if None in row:
-        raise ValueError("too many fields")
-    try:
-        input_tokens, output_tokens = int(context), int(generated)
-    except ValueError:
-        raise ValueError(f"token counts must be integers: {context!r}, {generated!r}") from None
-    if input_tokens < 0 or output_tokens < 0:
-        raise ValueError("token counts cannot be negative")
-    return parse_timestamp_ns(stamp), Request(0.0, input_tokens, output_tokens, 0)
+def _reporter(path: str, skip: bool, skipped: list[str]):
+    def on_bad(line_number: int, reason: str) -> None:
+        if not skip:
+            raise TraceError(path, line_number, reason)
+        skipped.append(f"{path}:{line_number}: {reason}")
+    return on_bad
 
 
-def _finish(
-    stamped: list[tuple[float, Request]],
-    ticks_per_s: int,
-    path: str,
-    skipped: list[str],
-    **scaling: float,
-) -> Trace:
-    # Subtract the first stamp in the trace's own units (ms, ns) before converting to seconds.
-    stamped.sort(key=lambda pair: pair[0])
-    t0 = stamped[0][0] if stamped else 0
-    requests = [replace(r, arrival_s=(t - t0) / ticks_per_s) for t, r in stamped]
-    return Trace(rescale(requests, **scaling), path, len(skipped), skipped)
-
-
-def _fail_or_skip(
-    path: str, line_number: int, reason: str, skip: bool, skipped: list[str]
-) -> None:
-    if not skip:
-        raise TraceError(path, line_number, reason)
-    skipped.append(f"{path}:{line_number}: {reason}")
-
-
-def read_mooncake(
+def read_trace(
     path: str | Path,
+    trace_format: str = "mooncake",
     *,
+    selection: Selection | None = None,
     skip_malformed: bool = False,
     block_tokens: int = MOONCAKE_BLOCK_TOKENS,
-    time_scale: float = 1.0,
-    rate_scale: float = 1.0,
-    jitter_s: float = 0.0,
-    seed: int = 0,
 ) -> Trace:
-    """Read a Mooncake JSONL trace; blank lines are ignored, malformed ones raise
-    :class:`TraceError` or, with ``skip_malformed``, are skipped and counted."""
+    """Stream ``path`` and keep what ``selection`` asks for. A window needs two passes (the
+    first keeps only the stamps, to find the first request and the busiest window); malformed
+    lines raise :class:`TraceError` or, with ``skip_malformed``, are skipped and counted."""
+    selection = selection or Selection()
     name = str(path)
-    stamped: list[tuple[float, Request]] = []
+    ticks = TICKS_PER_S.get(trace_format, 1)
     skipped: list[str] = []
-    seen: set[int] = set()
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                stamped.append(_parse_mooncake(line, seen, block_tokens))
-            except ValueError as exc:
-                _fail_or_skip(name, line_number, str(exc), skip_malformed, skipped)
-    return _finish(stamped, 1000, name, skipped, time_scale=time_scale,
-                   rate_scale=rate_scale, jitter_s=jitter_s, seed=seed)
+    start_s, end_s = 0.0, math.inf
+    t0 = None
+    if selection.windowed:
+        first_pass = raw_requests(name, trace_format, _reporter(name, skip_malformed, []))
+        stamps = [r.stamp for r in first_pass]
+        t0 = min(stamps)
+        relative = np.sort(np.array([(s - t0) / ticks for s in stamps]))
+        start_s, end_s = selection.window(relative)
+    kept: list[RawRequest] = []
+    in_file = 0
+    for raw in raw_requests(name, trace_format, _reporter(name, skip_malformed, skipped)):
+        in_file += 1
+        if t0 is not None and not start_s <= (raw.stamp - t0) / ticks < end_s:
+            continue
+        kept.append(raw)
+    if not kept:
+        raise ValueError(f"{name}: the window {start_s:g}-{end_s:g} s holds no request (the "
+                         f"trace spans 0-{relative[-1]:g} s from its first request)")
+    if t0 is None:
+        t0 = min(r.stamp for r in kept)
+    kept.sort(key=lambda r: (r.stamp, r.line_number))
+    requests = [Request((r.stamp - t0) / ticks - start_s, r.input_tokens, r.output_tokens, 0,
+                        r.block_ids) for r in kept]
+    length_s = end_s - start_s if math.isfinite(end_s) else (
+        requests[-1].arrival_s - requests[0].arrival_s if requests else 0.0)
+    window_rate = len(requests) / length_s if length_s > 0 else math.inf
+    load_scale = selection.rate_scale
+    if selection.rate_rps is not None:
+        if not math.isfinite(window_rate):
+            raise ValueError(f"{name}: every kept request has the same stamp, so it has no "
+                             "rate to thin to rate_rps; give a duration_s or use rate_scale")
+        load_scale = selection.rate_rps / window_rate
+    requests = _scaled(requests, load_scale, selection.time_scale, selection.jitter_s,
+                       selection.seed)
+    cached = prefix_hits([r.block_ids for r in requests], block_tokens,
+                         [r.input_tokens for r in requests])
+    requests = [replace(r, cached_tokens=c) for r, c in zip(requests, cached)]
+    mapping = {
+        "source": name, "format": trace_format, "requests_in_file": in_file,
+        "skipped_lines": len(skipped), "window_start_s": start_s,
+        "window_end_s": end_s if math.isfinite(end_s) else None,
+        "requests_in_window": len(kept),
+        "window_rate_rps": window_rate if math.isfinite(window_rate) else None,
+        "load_scale": load_scale, "time_scale": selection.time_scale,
+        "requests_kept": len(requests),
+        "cached_share": share if math.isfinite(share := cached_share(requests)) else None,
+        "selection": selection.describe(),
+    }
+    return Trace(requests, name, len(skipped), skipped, mapping)
 
 
-def read_azure(
-    path: str | Path,
-    *,
-    skip_malformed: bool = False,
-    time_scale: float = 1.0,
-    rate_scale: float = 1.0,
-    jitter_s: float = 0.0,
-    seed: int = 0,
-) -> Trace:
+def read_mooncake(path: str | Path, *, skip_malformed: bool = False,
+                  block_tokens: int = MOONCAKE_BLOCK_TOKENS,
+                  selection: Selection | None = None, **scaling: float) -> Trace:
+    """Read a Mooncake JSONL trace (``scaling``: the :class:`Selection` fields, e.g.
+    ``time_scale=0.1``, ``busiest_s=10``)."""
+    return read_trace(path, "mooncake", selection=selection or Selection(**scaling),
+                      skip_malformed=skip_malformed, block_tokens=block_tokens)
+
+
+def read_azure(path: str | Path, *, skip_malformed: bool = False,
+               selection: Selection | None = None, **scaling: float) -> Trace:
     """Read an Azure LLM inference CSV trace (line numbers count the header as line 1)."""
+    return read_trace(path, "azure", selection=selection or Selection(**scaling),
+                      skip_malformed=skip_malformed)
+
+
+def check_trace(path: str | Path, trace_format: str) -> int:
+    """Read ``path`` through to the end without keeping it; the number of requests, or a
+    :class:`TraceError` naming the first defect's file and line."""
     name = str(path)
-    stamped: list[tuple[float, Request]] = []
-    skipped: list[str] = []
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        wanted = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
-        if any(column not in header for column in wanted):
-            raise TraceError(name, 1, f"header must contain {', '.join(wanted)}, got {header}")
-        for row in reader:
-            line_number = reader.line_num
-            try:
-                stamped.append(_parse_azure(row))
-            except ValueError as exc:
-                _fail_or_skip(name, line_number, str(exc), skip_malformed, skipped)
-    return _finish(stamped, 10**9, name, skipped, time_scale=time_scale,
-                   rate_scale=rate_scale, jitter_s=jitter_s, seed=seed)
+    return sum(1 for _ in raw_requests(name, trace_format, _reporter(name, False, [])))
+
+
+def _scaled(requests: list[Request], load_scale: float, time_scale: float, jitter_s: float,
+            seed: int) -> list[Request]:
+    if load_scale == 1.0 and time_scale == 1.0 and jitter_s == 0.0:
+        return list(requests)
+    rng = np.random.default_rng(seed)
+    out = thin_or_superpose(requests, load_scale, rng) if load_scale != 1.0 else list(requests)
+    if time_scale != 1.0 or jitter_s:
+        jitter = rng.uniform(0.0, jitter_s, size=len(out)) if jitter_s else np.zeros(len(out))
+        out = [replace(r, arrival_s=r.arrival_s * time_scale + float(j))
+               for r, j in zip(out, jitter)]
+    out.sort(key=lambda r: r.arrival_s)
+    return out
 
 
 def rescale(
@@ -234,21 +188,10 @@ def rescale(
 ) -> list[Request]:
     """Stretch time by ``time_scale``, scale the load by ``rate_scale`` (seeded thinning below
     1; above 1, floor(rate_scale) copies of every request plus a seeded fraction of one more)
-    and add uniform [0, ``jitter_s``) jitter; returns requests sorted by arrival."""
-    if time_scale <= 0 or rate_scale <= 0 or jitter_s < 0:
-        raise ValueError("time_scale and rate_scale must be positive, jitter_s >= 0")
-    if time_scale == 1.0 and rate_scale == 1.0 and jitter_s == 0.0:
-        return list(requests)
-    rng = np.random.default_rng(seed)
-    whole, fraction = divmod(rate_scale, 1.0)
-    out = []
-    for request in requests:
-        copies = int(whole) + int(rng.random() < fraction)
-        for _ in range(copies):
-            jitter = rng.uniform(0.0, jitter_s) if jitter_s else 0.0
-            out.append(replace(request, arrival_s=request.arrival_s * time_scale + jitter))
-    out.sort(key=lambda r: r.arrival_s)
-    return out
+    and add uniform [0, ``jitter_s``) jitter; returns requests sorted by arrival. Cached
+    tokens are left as given (:func:`read_trace` recomputes them on what it keeps)."""
+    Selection(rate_scale=rate_scale, time_scale=time_scale, jitter_s=jitter_s)  # checks
+    return _scaled(list(requests), rate_scale, time_scale, jitter_s, seed)
 
 
 def poisson_arrivals(

@@ -71,6 +71,13 @@ def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -
     if workload["trace"] and not Path(workload["trace"]).is_file():
         issues.append(SpecIssue("workload.trace", f"no file {workload['trace']!r}",
                                 "give a Mooncake JSONL / Azure CSV path, or leave it empty"))
+    elif workload["trace"]:
+        try:  # read through now, so a bad line is exit 2 before anything is built
+            traces.check_trace(workload["trace"], workload["trace_format"])
+        except (traces.TraceError, OSError) as exc:
+            issues.append(SpecIssue("workload.trace", str(exc), "fix or remove that line, "
+                                    f"or check workload.trace_format "
+                                    f"({workload['trace_format']!r})"))
     if workload["mtu_payload"] + ROCE_HEADERS_BYTES > topo.mtu:
         issues.append(SpecIssue("workload.mtu_payload", "does not fit the fabric MTU",
                                 "lower workload.mtu_payload or raise fabric.mtu"))

@@ -135,3 +135,21 @@ def test_unknown_modes_and_policies_are_rejected(bad):
     kwargs = {"prefill_tokens_per_s": 1e4, **bad}
     with pytest.raises(ValueError):
         plan_kv_transfers([Request(0.0, 10, 1)], Pool.xpyd(1, 1), LLAMA8B, **kwargs)
+
+
+def test_only_the_emulated_nics_are_planned():
+    plan = plan_kv_transfers([Request(0.0, 100, 1)], Pool.xpyd(1, 1), LLAMA8B,
+                             prefill_tokens_per_s=1e4, tp_size=8, nics_per_node=8,
+                             emulated_nics=[0])
+    assert [(t.src, t.size_bytes) for t in plan] == [("prefill0/nic0",
+                                                      LLAMA8B.bytes_for_tokens(100) // 8)]
+
+
+def test_requests_beyond_the_maximum_context_are_kept_dropped_or_refused():
+    reqs = [Request(0.0, 9000, 1), Request(0.0, 100, 1)]  # llama-3-8b: 8192 tokens
+    kwargs = dict(prefill_tokens_per_s=1e4)
+    assert len(plan_kv_transfers(reqs, Pool.xpyd(1, 1), LLAMA8B, **kwargs)) == 2
+    kept = plan_kv_transfers(reqs, Pool.xpyd(1, 1), LLAMA8B, over_context="drop", **kwargs)
+    assert [t.request_index for t in kept] == [1]
+    with pytest.raises(ValueError, match="maximum context of 8192"):
+        plan_kv_transfers(reqs, Pool.xpyd(1, 1), LLAMA8B, over_context="error", **kwargs)

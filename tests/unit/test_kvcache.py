@@ -77,3 +77,35 @@ def test_incomplete_or_unknown_attention_configs_are_rejected(kwargs):
 def test_unknown_preset_lists_the_known_names():
     with pytest.raises(KeyError, match="llama-3-8b"):
         preset("gpt-5")
+
+
+def test_a_replicated_mla_latent_crosses_the_network_once_not_once_per_rank():
+    v3 = preset("deepseek-v3")
+    loads = v3.bytes_per_nic(1000, tp_size=8, nics=8)
+    assert sum(loads) == v3.bytes_for_tokens(1000) == 1000 * 70_272  # was 8x before
+    assert loads[0] == sum(loads)  # rank 0 holds the whole latent and sends it
+
+
+def test_kv_heads_fewer_than_ranks_are_sent_once_per_distinct_head():
+    qwen = preset("qwen2.5-7b")  # 4 KV heads over 8 ranks: each head on 2 ranks
+    assert qwen.shard_senders(8) == [(0, 1, 4), (2, 1, 4), (4, 1, 4), (6, 1, 4)]
+    loads = qwen.bytes_per_nic(100, tp_size=8, nics=8)
+    assert sum(loads) == qwen.bytes_for_tokens(100)
+    assert loads[1::2] == [0, 0, 0, 0] and len(set(loads[0::2])) == 1
+    with pytest.raises(ValueError, match="divide"):
+        qwen.shard_senders(3)
+
+
+def test_sliding_window_layers_stop_growing_at_the_window():
+    mistral = preset("mistral-7b")  # every layer: 4096-token window
+    assert mistral.bytes_for_tokens(10_000) == mistral.bytes_for_tokens(4096)
+    assert mistral.bytes_for_tokens(1000) == 1000 * 131_072
+    gemma = preset("gemma-2-9b")  # 21 of 42 layers windowed, 2 x 8 x 256 x 2 B per layer
+    per_layer = 2 * 8 * 256 * 2
+    assert gemma.bytes_for_tokens(8192) == (21 * 8192 + 21 * 4096) * per_layer
+
+
+def test_maximum_context_comes_from_the_config():
+    assert preset("llama-3-8b").fits_context(8192)
+    assert not preset("llama-3-8b").fits_context(8193)
+    assert preset("deepseek-v3").max_context_tokens == 163_840

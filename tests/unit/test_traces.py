@@ -35,7 +35,7 @@ def test_mooncake_ms_timestamps_become_seconds_from_the_first_request(tmp_path):
     trace = read_mooncake(write_jsonl(tmp_path / "t.jsonl", [
         mc(1000, 600, 10, [1, 2]), mc(1000, 700, 20, [3, 4]), mc(3500, 100, 5, [9])]))
     assert [r.arrival_s for r in trace.requests] == [0.0, 0.0, 2.5]
-    assert trace.requests[0] == Request(0.0, 600, 10, 0)
+    assert trace.requests[0] == Request(0.0, 600, 10, 0, (1, 2))
     assert trace.skipped_lines == 0
 
 
