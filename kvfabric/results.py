@@ -41,8 +41,9 @@ def check_writable(root: Path, origin: str) -> None:
         if root.exists() and not root.is_dir():
             reason = "it is a file, not a folder"
         raise SpecError([SpecIssue(origin, f"cannot write runs to {root}: {reason}",
-                                   "give a folder you can write to, with free space, e.g. --results "
-                                   "./results")], header="bad results folder") from None
+                                   "give a folder you can write to, with free space, e.g. "
+                                   "--results ./results")],
+                        header="bad results folder") from None
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
