@@ -14,9 +14,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Bring-up seconds per node: worst of three link_failure runs (2x2x2 leaf-spine, 8 nodes,
-#: openflow, run.log "fabric up in"): 0.43, 0.54 and 0.89 s, so 0.11 s a node.
-BRINGUP_S_PER_NODE = 0.11
+#: Bring-up seconds per node, l3 mode with the traffic classes on every port (the default),
+#: from `kvfabric run tcp_incast` at three sizes (summary.json timings_s.bringup_s, the
+#: machine shared with other jobs): 12 nodes 3.07 s, 38 nodes 10.27 s, 76 nodes 20.47 s,
+#: linear at 0.26-0.27 s a node. (openflow without queues: 0.05-0.11 s a node.)
+BRINGUP_S_PER_NODE = 0.27
 #: Cores of the host BRINGUP_S_PER_NODE was measured on. Bring-up is mostly serial netlink
 #: work: more cores do not make it faster, fewer make it slower.
 MEASURED_CORES = 2
