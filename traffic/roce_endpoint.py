@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from traffic.cnp import PAPER_CNP_INTERVAL_S, CnpPacer
-from traffic.dcqcn import PROFILES, REFERENCE_LINK_RATE_BPS, DcqcnParams, DcqcnReactionPoint
+from traffic.dcqcn import PROFILES, DcqcnParams, make_reaction_point
 from traffic.gobackn import Requester
 from traffic.roce_fastpath import ControlFrames, DataFrames
 from traffic.roce_io import (
@@ -49,11 +49,13 @@ RATE_FIELDS = ["sender", "qpn", "t_s", "rate_bps", "target_bps", "alpha"]
 SPIN_S = 30e-6  # waits shorter than this spin; longer ones sleep in select()
 
 
-def time_scale(value: float, line_rate_bps: float) -> float:
-    """``value``, or with 0 the slow-motion factor 25 Gbit/s / line rate: an emulated link k
-    times slower than the 25G NICs the DCQCN defaults were tuned on keeps the published
-    dynamics per packet when every timer is k times longer (bytes stay as published)."""
-    return value if value > 0 else REFERENCE_LINK_RATE_BPS / line_rate_bps
+def dcqcn_params(args: argparse.Namespace) -> DcqcnParams:
+    """``--dcqcn-params`` (a JSON object of DcqcnParams fields, already in emulated units:
+    kvfabric.dilation.emulate_params), else ``--dcqcn-profile`` preset at the line rate as
+    it is (no dilation)."""
+    if args.dcqcn_params:
+        return DcqcnParams(**json.loads(args.dcqcn_params))
+    return DcqcnParams.preset(args.dcqcn_profile, args.line_rate_bps)
 
 
 def parse_qp(text: str) -> tuple[str, int, int]:
@@ -92,9 +94,8 @@ def build_senders(args: argparse.Namespace) -> tuple[list[QpSender], dict[str, o
         rp = None
         max_burst_s = args.max_burst_s
         if args.cc == "dcqcn":
-            params = DcqcnParams.scaled_to(
-                line, args.dcqcn_profile, time_scale=time_scale(args.dcqcn_time_scale, line))
-            rp = DcqcnReactionPoint(params)
+            params = dcqcn_params(args)
+            rp = make_reaction_point(params)
             max_burst_s = min(max_burst_s, params.rate_increase_timer_s)
         qp = QpSender(local_qpn, frames, req, rp, math.inf if args.unpaced else line,
                       Pacer(max_burst_s))
@@ -323,8 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout-s", type=float, default=0.02, help="transport timer")
     p.add_argument("--cc", choices=("dcqcn", "none"), default="dcqcn")
     p.add_argument("--dcqcn-profile", choices=PROFILES, default="paper")
-    p.add_argument("--dcqcn-time-scale", type=float, default=0.0,
-                   help="multiply every DCQCN timer; 0: 25 Gbit/s / line rate")
+    p.add_argument("--dcqcn-params", default=None,
+                   help="JSON object of DcqcnParams fields in emulated units (overrides "
+                   "--dcqcn-profile)")
     p.add_argument("--max-burst-s", type=float, default=DEFAULT_MAX_BURST_S)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--max-duration-s", type=float, default=300.0)

@@ -17,10 +17,11 @@ import time
 from typing import Any
 
 from topologies.leafspine import FabricTopo
+from traffic.dcqcn import PROFILES, DcqcnParams
 from traffic.kvcache import MODEL_PRESETS, preset
-from traffic.roce_endpoint import time_scale
 from traffic.tcp_kv import available_congestion_controls
 
+from ..dilation import emulate_params
 from ..schema import Field, SpecIssue
 from .ecn_port import bottleneck_ecn
 from .hosts import check_receiver_and_senders
@@ -30,6 +31,9 @@ from .tcp_incast import choose_senders
 ROCE_TRANSPORTS = ("roce-dcqcn", "roce-none")
 ROCE_HEADERS_BYTES = 20 + 8 + 12 + 16 + 4  # IPv4, UDP, BTH, RETH (worst case), ICRC
 START_DELAY_S = 0.3  # from the last sender saying ready to the first post
+#: The notification point's CNP spacing per profile, target seconds (Zhu et al.: 50 us;
+#: NVIDIA min_time_between_cnps: 4 us; HPCC's ns-3 echoes ECN on every ACK: none).
+PROFILE_CNP_INTERVAL_S = {"paper": 50e-6, "mellanox": 4e-6, "hpcc": 0.0}
 
 FIELDS = [
     Field("senders", "int", 7, "prefill hosts sending KV blocks", minimum=1, maximum=256),
@@ -41,26 +45,25 @@ FIELDS = [
     Field("tp_size", "int", 8, "tensor-parallel ranks; each NIC carries one rank's shard",
           minimum=1, maximum=64),
     Field("blocks", "int", 20, "blocks (rounds) per sender", minimum=1, maximum=100_000),
-    Field("interval", "duration", "250ms", "time between rounds (0: all blocks at once)",
+    Field("interval", "duration", "1ms", "time between rounds (0: all blocks at once)",
           minimum=0, maximum=60),
     Field("transports", "str", "roce-dcqcn,tcp-cubic",
           "comma-separated, run in this order: roce-dcqcn, roce-none, tcp-<cc>"),
     Field("mtu_payload", "int", 1024, "RoCE payload bytes per packet (IB MTU)",
           minimum=256, maximum=4096),
     Field("window", "int", 32, "RoCE packets in flight per QP", minimum=1, maximum=4096),
-    Field("retransmit_timeout", "duration", "200ms", "RoCE transport timer (go-back-N); "
+    Field("retransmit_timeout", "duration", "4ms", "RoCE transport timer (go-back-N); "
           "longer than a PFC pause, or paused packets time out and are sent again",
-          minimum=1e-4, maximum=10),
+          minimum=1e-6, maximum=10),
     Field("ack_coalesce", "int", 4, "RoCE responder: ACK every N packets (and every message's "
           "last); with 1 the Python responder's ACKs cost enough CPU on 2 cores to slow "
           "the transfer (measured p50 256 ms vs 192 ms)", minimum=1, maximum=1024),
-    Field("dcqcn_profile", "choice", "paper", "DCQCN timers: paper or mellanox",
-          choices=("paper", "mellanox")),
-    Field("dcqcn_time_scale", "float", 0.0,
-          "multiply DCQCN timers and the CNP interval; 0: 25 Gbit/s / host rate",
-          minimum=0, maximum=1e6),
-    Field("cnp_interval", "duration", "50us",
-          "notification point: at most one CNP per QP per interval (before time scaling)",
+    Field("dcqcn_profile", "choice", "paper", "DCQCN reaction point and timers: paper, "
+          "mellanox or hpcc (HPCC's ns-3 CC_MODE 1; see docs/roce.md)",
+          choices=PROFILES),
+    Field("cnp_interval", "duration", None,
+          "notification point: at most one CNP per QP per interval; unset: the profile's "
+          "(paper 50 us, mellanox 4 us, hpcc 0: an echo for every marked packet)",
           minimum=0, maximum=1),
     Field("tcp_port", "int", 5201, "TCP baseline port on the receiver", minimum=1024,
           maximum=65535),
@@ -106,19 +109,26 @@ def run(ctx) -> None:
     size = block_bytes(workload)
     ctx.record("senders", senders)
     ctx.record("block_bytes", size)
-    scale = time_scale(workload["dcqcn_time_scale"], spec.fabric["host_rate"])
+    scale = spec.scale
     notes = [
         "RoCE endpoints are Python processes (traffic/roce_endpoint.py): frames are real "
         "RoCEv2 on the wire, but the NIC's transport runs in software; pacing releases frames "
         "in quanta of 20 us and after a late wake-up makes good at most 10 ms (capped at one "
-        "DCQCN rate-increase period) of lost time, as a burst",
-        f"DCQCN timers and the CNP interval run {scale:g}x the published values (slow motion: "
-        f"25 Gbit/s over the {spec.fabric['host_rate'] / 1e6:g} Mbit/s host rate); rates "
-        "scale with the link (DcqcnParams.scaled_to), byte counters do not",
+        "DCQCN rate-increase period) of lost time, as a burst (emulated times)",
+        f"time dilation {scale.dilation:g}: the {scale.target_host_rate_bps / 1e9:g} Gbit/s "
+        f"target runs at {scale.emulated_host_rate_bps / 1e6:g} Mbit/s, every duration "
+        "(DCQCN timers, CNP interval, retransmission timer, rounds) x D, bytes unchanged; "
+        "results are in target units",
     ]
-    with bottleneck_ecn(fabric, workload["receiver"], spec.fabric["mtu"]) as ecn:
+    if any(t.startswith("tcp-") for t in transports(workload)):
+        notes.append("kernel TCP does not dilate: its timers (RTOmin 200 ms, delayed ACKs "
+                     "40 ms) run in real time, so in target terms they are D times shorter "
+                     "than the kernel's; the TCP baseline is a real-time TCP on a fabric "
+                     f"{scale.dilation:g}x slower, not TCP at the target rate")
+    with bottleneck_ecn(fabric, workload["receiver"], spec.fabric["mtu"],
+                        scale.dilation) as ecn:
         ctx.record("ecn_marker", ecn.describe())
-        ctx.record("dcqcn_time_scale", scale)
+        ctx.record("dcqcn_params", dcqcn_target_params(spec).__dict__)
         ctx.facts.setdefault("approximations", []).extend(
             notes + ([ecn.approximation] if ecn.approximation else []))
         for transport in transports(workload):
@@ -139,6 +149,26 @@ def run(ctx) -> None:
             time.sleep(0.5)  # let the queues drain before the next transport
 
 
+def dcqcn_target_params(spec) -> DcqcnParams:
+    """The profile's published parameters at the target host rate (target units)."""
+    return DcqcnParams.preset(spec.workload["dcqcn_profile"], spec.scale.target_host_rate_bps)
+
+
+def sender_cc_args(spec) -> list[str]:
+    """The senders' DCQCN parameters, emulated by the dilation rule, as endpoint arguments."""
+    params = emulate_params(dcqcn_target_params(spec), spec.scale)
+    return ["--dcqcn-params", json.dumps(params.__dict__)]
+
+
+def receiver_cc_args(spec) -> list[str]:
+    """The responder's ACK coalescing and CNP spacing (emulated seconds)."""
+    workload = spec.workload
+    interval = workload["cnp_interval"]
+    if interval is None:
+        interval = spec.scale.emulated_s(PROFILE_CNP_INTERVAL_S[workload["dcqcn_profile"]])
+    return ["--ack-coalesce", str(workload["ack_coalesce"]), "--cnp-interval-s", repr(interval)]
+
+
 def _qpns(index: int) -> tuple[int, int]:
     """(sender QPN, receiver QPN) of sender ``index``'s connection."""
     return 0x100 + index, 0x200 + index
@@ -148,12 +178,10 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir) -> No
     fabric, workload = ctx.fabric, ctx.spec.workload
     receiver = workload["receiver"]
     line = ctx.spec.fabric["host_rate"]
-    scale = ctx.facts["dcqcn_time_scale"]
     python = sys.executable
     rx_argv = [python, "-m", "traffic.roce_endpoint", "recv", "--bind",
                fabric.host_ips[receiver], "--name", receiver, "--out-dir", str(out_dir),
-               "--ack-coalesce", str(workload["ack_coalesce"]),
-               "--cnp-interval-s", repr(workload["cnp_interval"] * scale)]
+               *receiver_cc_args(ctx.spec)]
     for i, sender in enumerate(senders):
         s_qpn, r_qpn = _qpns(i)
         rx_argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
@@ -173,8 +201,7 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir) -> No
                 "--window", str(workload["window"]),
                 "--timeout-s", repr(workload["retransmit_timeout"]),
                 "--cc", "dcqcn" if transport == "roce-dcqcn" else "none",
-                "--dcqcn-profile", workload["dcqcn_profile"],
-                "--dcqcn-time-scale", repr(scale),
+                *sender_cc_args(ctx.spec),
                 "--max-duration-s", repr(workload["timeout"])]
         procs.append((sender, fabric.popen(sender, argv, stdin=subprocess.PIPE,
                                            stdout=subprocess.PIPE, text=True)))
