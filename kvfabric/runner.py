@@ -210,6 +210,7 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
         "fabric": {"mode": spec.fabric["mode"], "topology": spec.fabric["topology"],
                    "ovs_datapath": ctx.fabric.ovs_datapath if spec.fabric["mode"] ==
                    "openflow" else None, **ctx.spec.make_topology().describe()},
+        "scale": spec.scale.to_summary(),
         "timings_s": timings,
         "facts": ctx.facts,
         "results": workload_summary,
