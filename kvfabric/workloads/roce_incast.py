@@ -44,6 +44,9 @@ FIELDS = [
           maximum=65536),
     Field("tp_size", "int", 8, "tensor-parallel ranks; each NIC carries one rank's shard",
           minimum=1, maximum=64),
+    Field("block_bytes", "size", 0, "bytes per block (one RDMA WRITE); 0 = one KV block of "
+          "the model preset (block_tokens x bytes per token of one tp rank)", minimum=0,
+          maximum=1 << 34),
     Field("blocks", "int", 20, "blocks (rounds) per sender", minimum=1, maximum=100_000),
     Field("interval", "duration", "1ms", "time between rounds (0: all blocks at once)",
           minimum=0, maximum=60),
@@ -77,6 +80,8 @@ def transports(workload: dict[str, Any]) -> list[str]:
 
 
 def block_bytes(workload: dict[str, Any]) -> int:
+    if workload.get("block_bytes"):
+        return workload["block_bytes"]
     model = preset(workload["model"])
     return workload["block_tokens"] * model.bytes_per_token_per_rank(workload["tp_size"])
 

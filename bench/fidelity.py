@@ -1,0 +1,153 @@
+"""Fidelity benchmark: kvfabric's 8-to-1 DCQCN incast beside HPCC's ns-3 run of the same
+scenario (bench/fidelity_incast.toml), figures in target microseconds at 25 Gbit/s, with the
+ratio and whether each target holds. Run as root:
+
+    .venv/bin/python bench/fidelity.py                    # 1 MB and 8 MB flows at D = 250
+    .venv/bin/python bench/fidelity.py --size 1MB --dilation 250,100,50,25 --stop-at-first-fail
+
+Targets: FCT p50 and p99 within 10 %, mean receiver-port queue within 30 %, no drop in the
+lossless class. "Speed at fidelity" is target seconds emulated per wall-clock second (1 / D).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from kvfabric.runner import run_experiment
+from kvfabric.spec import load_spec
+from kvfabric.units import parse_size_bytes
+
+SPEC = Path(__file__).with_name("fidelity_incast.toml")
+
+#: HPCC's ns-3 (alibaba-edu/High-Precision-Congestion-Control, `run.py --cc dcqcn`), 8 -> 1,
+#: 1 us links, 25 Gbit/s, 1000 B payload, flows starting together; see ../shared/REFERENCES.md.
+REFERENCE = {
+    1_000_000: {"fct_p50_us": 3114, "fct_p99_us": 3183, "ideal_us": 2683,
+                "queue_max_kb": 815, "queue_mean_kb": 225, "pauses": 0, "drops": 0},
+    8_000_000: {"fct_p50_us": 22062, "fct_p99_us": 22393, "ideal_us": 21463,
+                "queue_mean_kb": 121, "pauses": 0, "drops": 0},
+}
+TOLERANCE = {"fct_p50_us": 0.10, "fct_p99_us": 0.10, "queue_mean_kb": 0.30}
+
+
+def receiver_queue(run_dir: Path, receiver: str, dilation: float) -> dict[str, float]:
+    """Max and time-weighted mean backlog of the lossless class on the switch port facing
+    ``receiver`` (queues/queue_samples.csv: the real qdisc backlog, every agent sweep), the
+    mean over the middle 80 % of the transfer: from the port's first byte sent to its last
+    (its own clock, so no clock of another process is needed)."""
+    rows = [r for r in csv.DictReader((run_dir / "queues" / "queue_samples.csv").open())
+            if r["peer"] == receiver and r["class"] == "lossless"
+            and not r["node"].startswith("h")]
+    points = sorted((float(r["t_s"]), int(r["backlog_bytes"]), int(r["sent_bytes"]))
+                    for r in rows)
+    first, final = points[0][2], points[-1][2]
+    start = next(t for t, _, sent in points if sent > first)
+    end = next(t for t, _, sent in points if sent >= final)
+    lo, hi = start + 0.1 * (end - start), start + 0.9 * (end - start)
+    area, depth, last_t = 0.0, 0, lo
+    for t, backlog, _ in points:
+        if t > lo:
+            area += depth * (min(t, hi) - last_t)
+            last_t = min(t, hi)
+        if t >= hi:
+            break
+        depth = backlog
+    area += depth * max(0.0, hi - last_t)
+    top = max((b for t, b, _ in points if start <= t <= end), default=0)
+    return {"queue_max_kb": top / 1e3, "queue_mean_kb": area / max(hi - lo, 1e-9) / 1e3,
+            "bottleneck_busy_us": (end - start) / dilation * 1e6}
+
+
+def run_point(size: int, dilation: float, results: Path) -> dict[str, Any]:
+    spec = load_spec(str(SPEC), {"workload.block_bytes": size, "fabric.dilation": dilation})
+    outcome = run_experiment(spec, results)
+    summary = outcome.summary
+    roce = (summary.get("results") or {}).get("transports", {}).get("roce-dcqcn", {})
+    queues = summary.get("queues") or {}
+    out = {"run_dir": str(outcome.run_dir), "status": summary["status"],
+           "fct_p50_us": roce.get("fct_p50_us"), "fct_p99_us": roce.get("fct_p99_us"),
+           "pauses": queues.get("pause_frames_sent"),
+           "drops": (queues.get("drops_by_class") or {}).get("lossless"),
+           "rate_cuts": roce.get("rate_cuts"), "ce_marked": roce.get("ce_marked_packets"),
+           "goodput_bps": roce.get("goodput_bps"),
+           "fidelity": (summary.get("fidelity") or {}).get("status"),
+           "fidelity_reasons": (summary.get("fidelity") or {}).get("reasons", [])}
+    if summary["status"] == "ok":
+        out.update(receiver_queue(outcome.run_dir, spec.workload["receiver"], dilation))
+    return out
+
+
+def verdict(size: int, got: dict[str, Any]) -> tuple[bool, list[str]]:
+    ref, lines, ok = REFERENCE[size], [], got["status"] == "ok"
+    for key in ("fct_p50_us", "fct_p99_us", "queue_max_kb", "queue_mean_kb", "pauses",
+                "drops"):
+        if key not in ref:
+            continue
+        mine = got.get(key)
+        ratio = f"{mine / ref[key]:.3f}" if mine is not None and ref[key] else "-"
+        tol = TOLERANCE.get(key)
+        holds = ""
+        if tol is not None:
+            good = mine is not None and abs(mine / ref[key] - 1) <= tol
+            ok &= good
+            holds = f"{'ok' if good else 'FAIL'} (±{tol:.0%})"
+        elif key == "drops":
+            good = mine == 0
+            ok &= good
+            holds = "ok" if good else "FAIL (lossless drop)"
+        shown = "-" if mine is None else f"{mine:.0f}" if isinstance(mine, float) else mine
+        lines.append(f"  {key:14} kvfabric {shown!s:>9}  HPCC ns-3 {ref[key]:>7}  "
+                     f"ratio {ratio:>6}  {holds}")
+    return ok, lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", default="1MB,8MB", help="flow sizes (1MB, 8MB)")
+    parser.add_argument("--dilation", default="250", help="comma-separated dilation factors")
+    parser.add_argument("--stop-at-first-fail", action="store_true",
+                        help="with several D (largest first): stop once a D fails")
+    parser.add_argument("--results", default=None, help="keep the run folders here")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    sizes = [parse_size_bytes(s) for s in args.size.split(",")]
+    sizes = [1_000_000 if s in (1 << 20, 10**6) else 8_000_000 if s in (8 << 20, 8 * 10**6)
+             else s for s in sizes]
+    dilations = sorted((float(d) for d in args.dilation.split(",")), reverse=True)
+    root = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="kvf-fid-"))
+    report, all_ok = [], True
+    for size in sizes:
+        if size not in REFERENCE:
+            raise SystemExit(f"no reference for {size} bytes: use 1MB or 8MB")
+        smallest = None
+        for d in dilations:
+            got = run_point(size, d, root)
+            ok, lines = verdict(size, got)
+            print(f"{size / 1e6:g} MB flows, D = {d:g} (speed {1 / d:.4f} target s per wall s)"
+                  f": {'holds' if ok else 'does not hold'}; host fidelity "
+                  f"{got['fidelity']}; {got['run_dir']}")
+            print("\n".join(lines))
+            if got.get("fidelity_reasons"):
+                print("  fidelity: " + "; ".join(got["fidelity_reasons"]))
+            report.append({"size_bytes": size, "dilation": d, "holds": ok, **got})
+            all_ok &= ok if d == max(dilations) else True
+            if ok:
+                smallest = d
+            elif args.stop_at_first_fail:
+                break
+        if len(dilations) > 1:
+            print(f"{size / 1e6:g} MB: smallest D at which the targets hold: "
+                  f"{smallest if smallest is not None else 'none tried'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
