@@ -22,6 +22,8 @@ from topologies.fabric import Fabric
 from . import results
 from .capture import parse_capture, start_captures
 from .environment import collect_environment
+from .fidelity import CpuSampler
+from .fidelity import assess as assess_fidelity
 from .lock import fabric_lock
 from .progress import Progress
 from .queue_results import analyse_queues, queue_approximations, write_queue_counters
@@ -157,7 +159,8 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
             before = fabric.port_stats()
             progress.update("running workload", spec.workload["kind"])
             started = time.perf_counter()
-            workload.run(ctx)
+            with CpuSampler(run_dir):
+                workload.run(ctx)
             if controller is not None:
                 controller.raise_if_dead()
             timings["workload_s"] = time.perf_counter() - started
@@ -193,10 +196,12 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress) ->
 def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
     workload_summary: dict[str, Any] = {}
     queue_summary: dict[str, Any] | None = None
+    fidelity: dict[str, Any] | None = None
     try:
         workload_summary = WORKLOADS[spec.workload["kind"]].analyse(run_dir, spec)
         if (run_dir / "queues").is_dir():
             queue_summary = analyse_queues(run_dir)
+        fidelity = assess_fidelity(run_dir, spec)
     except Exception as exc:
         log.error("analysis failed: %s", traceback.format_exc())
         if status == "ok":
@@ -211,6 +216,7 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
                    "ovs_datapath": ctx.fabric.ovs_datapath if spec.fabric["mode"] ==
                    "openflow" else None, **ctx.spec.make_topology().describe()},
         "scale": spec.scale.to_summary(),
+        "fidelity": fidelity,
         "timings_s": timings,
         "facts": ctx.facts,
         "results": workload_summary,

@@ -233,9 +233,20 @@ def _write_sender_outputs(args, qps: list[QpSender], start: float, end: float,
             "final_rate_bps": qp.rate_bps if not math.isinf(qp.rate_bps) else None,
             "min_rate_bps": min((s.rate_bps for s in qp.rate_samples),
                                 default=qp.rate_bps if not math.isinf(qp.rate_bps) else None),
+            **_lag_stats(qp.pacer.lags_s),
         })
     (out / f"roce_sender_{args.name}.json").write_text(json.dumps(stats, indent=1))
     print(json.dumps(stats), flush=True)
+
+
+def _lag_stats(lags_s: list[float]) -> dict[str, float | None]:
+    """Pacing lag of one QP (s, emulated): how late frames left after their release time."""
+    if not lags_s:
+        return {"pacing_lag_p50_s": None, "pacing_lag_p99_s": None, "pacing_lag_max_s": None}
+    ordered = sorted(lags_s)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"pacing_lag_p50_s": pick(0.5), "pacing_lag_p99_s": pick(0.99),
+            "pacing_lag_max_s": ordered[-1]}
 
 
 # ---- responder ---------------------------------------------------------------------------
