@@ -12,13 +12,13 @@ lossless class. "Speed at fidelity" is target seconds emulated per wall-clock se
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from kvfabric.queue_results import port_window
 from kvfabric.runner import run_experiment
 from kvfabric.spec import load_spec
 from kvfabric.units import parse_size_bytes
@@ -36,34 +36,6 @@ REFERENCE = {
 TOLERANCE = {"fct_p50_us": 0.10, "fct_p99_us": 0.10, "queue_mean_kb": 0.30}
 
 
-def receiver_queue(run_dir: Path, receiver: str, dilation: float) -> dict[str, float]:
-    """Max and time-weighted mean backlog of the lossless class on the switch port facing
-    ``receiver`` (queues/queue_samples.csv: the real qdisc backlog, every agent sweep), the
-    mean over the middle 80 % of the transfer: from the port's first byte sent to its last
-    (its own clock, so no clock of another process is needed)."""
-    rows = [r for r in csv.DictReader((run_dir / "queues" / "queue_samples.csv").open())
-            if r["peer"] == receiver and r["class"] == "lossless"
-            and not r["node"].startswith("h")]
-    points = sorted((float(r["t_s"]), int(r["backlog_bytes"]), int(r["sent_bytes"]))
-                    for r in rows)
-    first, final = points[0][2], points[-1][2]
-    start = next(t for t, _, sent in points if sent > first)
-    end = next(t for t, _, sent in points if sent >= final)
-    lo, hi = start + 0.1 * (end - start), start + 0.9 * (end - start)
-    area, depth, last_t = 0.0, 0, lo
-    for t, backlog, _ in points:
-        if t > lo:
-            area += depth * (min(t, hi) - last_t)
-            last_t = min(t, hi)
-        if t >= hi:
-            break
-        depth = backlog
-    area += depth * max(0.0, hi - last_t)
-    top = max((b for t, b, _ in points if start <= t <= end), default=0)
-    return {"queue_max_kb": top / 1e3, "queue_mean_kb": area / max(hi - lo, 1e-9) / 1e3,
-            "bottleneck_busy_us": (end - start) / dilation * 1e6}
-
-
 def run_point(size: int, dilation: float, results: Path) -> dict[str, Any]:
     spec = load_spec(str(SPEC), {"workload.block_bytes": size, "fabric.dilation": dilation})
     outcome = run_experiment(spec, results)
@@ -79,7 +51,12 @@ def run_point(size: int, dilation: float, results: Path) -> dict[str, Any]:
            "fidelity": (summary.get("fidelity") or {}).get("status"),
            "fidelity_reasons": (summary.get("fidelity") or {}).get("reasons", [])}
     if summary["status"] == "ok":
-        out.update(receiver_queue(outcome.run_dir, spec.workload["receiver"], dilation))
+        window = port_window(outcome.run_dir, spec.workload["receiver"])
+        out.update(queue_max_kb=window["max_bytes"] / 1e3,
+                   queue_mean_kb=window["mean_middle_bytes"] / 1e3,
+                   bottleneck_busy_us=window["busy_s"] / dilation * 1e6,
+                   bottleneck_utilisation=window["sent_bytes"] * 8 / window["busy_s"]
+                   / spec.fabric["host_rate"])
     return out
 
 

@@ -45,7 +45,7 @@ class CpuSampler:
     """Samples the host's CPU busy share (/proc/stat) every ``period_s`` in a thread while
     the workload runs, into ``run_dir/fidelity_cpu.csv``."""
 
-    def __init__(self, run_dir: Path, period_s: float = 0.2) -> None:
+    def __init__(self, run_dir: Path, period_s: float = 0.05) -> None:
         self.path = run_dir / CPU_FILE
         self.period_s = period_s
         self._stop = threading.Event()

@@ -125,3 +125,30 @@ def plot_queues(telemetry_csv: Path, out: Path, ports: int = 4) -> bool:
     ax_marks.set_xlabel("time since the fabric came up (s)")
     save_figure(fig, out)
     return True
+
+
+def port_window(run_dir: Path, peer: str, cls: str = "lossless") -> dict[str, float]:
+    """The switch port facing ``peer``, class ``cls``, from queues/queue_samples.csv (its real
+    qdisc backlog, every agent sweep): the span it was sending (first byte to last, its own
+    clock), the bytes sent in it, the largest backlog and the time-weighted mean backlog over
+    the middle 80 % of the span. Emulated seconds and bytes."""
+    rows = [r for r in results.read_csv(run_dir / "queues" / "queue_samples.csv")
+            if r["peer"] == peer and r["class"] == cls and not r["node"].startswith("h")]
+    points = sorted((float(r["t_s"]), int(r["backlog_bytes"]), int(r["sent_bytes"]))
+                    for r in rows)
+    first, final = points[0][2], points[-1][2]
+    start = next(t for t, _, sent in points if sent > first)
+    end = next(t for t, _, sent in points if sent >= final)
+    lo, hi = start + 0.1 * (end - start), start + 0.9 * (end - start)
+    area, depth, last_t = 0.0, 0, lo
+    for t, backlog, _ in points:
+        if t > lo:
+            area += depth * (min(t, hi) - last_t)
+            last_t = min(t, hi)
+        if t >= hi:
+            break
+        depth = backlog
+    area += depth * max(0.0, hi - last_t)
+    return {"busy_s": end - start, "sent_bytes": final - first,
+            "max_bytes": max((b for t, b, _ in points if start <= t <= end), default=0),
+            "mean_middle_bytes": area / max(hi - lo, 1e-9)}
