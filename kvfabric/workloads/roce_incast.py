@@ -26,7 +26,10 @@ from ..schema import Field, SpecIssue
 from .ecn_port import bottleneck_ecn
 from .hosts import check_receiver_and_senders
 from .roce_incast_analysis import analyse  # noqa: F401  (part of the workload interface)
-from .tcp_incast import choose_senders
+from .tcp_incast import choose_senders, set_rto_min
+
+#: Linux caps a route's rto_min at TCP_RTO_MAX.
+MAX_RTO_MIN_S = 120.0
 
 ROCE_TRANSPORTS = ("roce-dcqcn", "roce-none")
 ROCE_HEADERS_BYTES = 20 + 8 + 12 + 16 + 4  # IPv4, UDP, BTH, RETH (worst case), ICRC
@@ -68,6 +71,10 @@ FIELDS = [
           "notification point: at most one CNP per QP per interval; unset: the profile's "
           "(paper 50 us, mellanox 4 us, hpcc 0: an echo for every marked packet)",
           minimum=0, maximum=1),
+    Field("tcp_rto_min", "duration", None, "TCP baseline: minimum RTO on every route of the "
+          "senders and the receiver, in target time (dilated like every duration; with "
+          "quickack, no delayed ACKs); unset: the kernel's 200 ms of wall time, undilated",
+          minimum=1e-4, maximum=120),
     Field("tcp_port", "int", 5201, "TCP baseline port on the receiver", minimum=1024,
           maximum=65535),
     Field("timeout", "duration", "120s", "give up a transport's phase after this long",
@@ -99,6 +106,10 @@ def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -
                                 "runs (TCP congestion controls are those in "
                                 "/proc/sys/net/ipv4/tcp_available_congestion_control)",
                                 f"use distinct items from: {offered}"))
+    if (workload.get("tcp_rto_min") or 0) > MAX_RTO_MIN_S:
+        issues.append(SpecIssue("workload.tcp_rto_min", f"{workload['tcp_rto_min']:g} s once "
+                                f"dilated, above Linux's limit of {MAX_RTO_MIN_S:g} s",
+                                "lower workload.tcp_rto_min or fabric.dilation"))
     frame_ip_bytes = workload["mtu_payload"] + ROCE_HEADERS_BYTES
     if frame_ip_bytes > topo.mtu:
         issues.append(SpecIssue("workload.mtu_payload", f"{workload['mtu_payload']} B of "
@@ -126,10 +137,21 @@ def run(ctx) -> None:
         "results are in target units",
     ]
     if any(t.startswith("tcp-") for t in transports(workload)):
-        notes.append("kernel TCP does not dilate: its timers (RTOmin 200 ms, delayed ACKs "
-                     "40 ms) run in real time, so in target terms they are D times shorter "
-                     "than the kernel's; the TCP baseline is a real-time TCP on a fabric "
-                     f"{scale.dilation:g}x slower, not TCP at the target rate")
+        if workload["tcp_rto_min"] is not None:
+            for host in [workload["receiver"], *senders]:
+                set_rto_min(fabric, host, workload["tcp_rto_min"], quickack=True)
+            ctx.record("tcp_rto_min_emulated_s", workload["tcp_rto_min"])
+            notes.append(f"kernel TCP: rto_min {workload['tcp_rto_min'] * 1e3:g} ms on every "
+                         f"route (the target's {workload['tcp_rto_min'] / scale.dilation * 1e3:g}"
+                         " ms, dilated) and quickack (no delayed ACKs: the kernel's 40 ms "
+                         "delayed-ACK timer cannot be dilated); the rest of TCP (pacing, "
+                         "RTT estimation, timer granularity of a jiffy) runs in real time")
+        else:
+            notes.append("kernel TCP does not dilate: its timers (RTOmin 200 ms, delayed ACKs "
+                         "40 ms) run in real time, so in target terms they are D times "
+                         "shorter than the kernel's; the TCP baseline is a real-time TCP on a "
+                         f"fabric {scale.dilation:g}x slower, not TCP at the target rate "
+                         "(set workload.tcp_rto_min to dilate its minimum RTO)")
     with bottleneck_ecn(fabric, workload["receiver"], spec.fabric["mtu"],
                         scale.dilation) as ecn:
         ctx.record("ecn_marker", ecn.describe())
