@@ -48,6 +48,9 @@ def run_point(size: int, dilation: float, results: Path) -> dict[str, Any]:
            "drops": (queues.get("drops_by_class") or {}).get("lossless"),
            "rate_cuts": roce.get("rate_cuts"), "ce_marked": roce.get("ce_marked_packets"),
            "goodput_bps": roce.get("goodput_bps"),
+           "path_rtt_target_us": (summary.get("facts", {}).get("path_rtt") or {}).get(
+               "rtt_avg_target_us"),
+           "fidelity_figures": (summary.get("fidelity") or {}).get("figures", {}),
            "fidelity": (summary.get("fidelity") or {}).get("status"),
            "fidelity_reasons": (summary.get("fidelity") or {}).get("reasons", [])}
     if summary["status"] == "ok":
@@ -110,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
                   f": {'holds' if ok else 'does not hold'}; host fidelity "
                   f"{got['fidelity']}; {got['run_dir']}")
             print("\n".join(lines))
+            figures = got.get("fidelity_figures") or {}
+            print(f"  path RTT (ping, idle) {got.get('path_rtt_target_us') or float('nan'):.2f}"
+                  f" us target (ns-3: 4 us of links); PFC agent sweep p99 "
+                  f"{figures.get('pfc_agent_reaction_p99_target_us', float('nan')):.1f} us "
+                  f"target; senders' pacing lag p99 "
+                  f"{figures.get('pacing_lag_p99_target_us_worst', float('nan')):.1f} us "
+                  f"target; CPU busy {figures.get('cpu_busy_mean', float('nan')):.0%}")
             if got.get("fidelity_reasons"):
                 print("  fidelity: " + "; ".join(got["fidelity_reasons"]))
             report.append({"size_bytes": size, "dilation": d, "holds": ok, **got})

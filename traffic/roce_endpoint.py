@@ -28,6 +28,7 @@ from pathlib import Path
 
 from traffic.cnp import PAPER_CNP_INTERVAL_S, CnpPacer
 from traffic.dcqcn import PROFILES, DcqcnParams, make_reaction_point
+from traffic.dequeue_ecn import DequeueMarker
 from traffic.gobackn import Requester
 from traffic.roce_fastpath import ControlFrames, DataFrames
 from traffic.roce_io import (
@@ -270,11 +271,15 @@ def run_receiver(args: argparse.Namespace) -> int:
         if route.ifname not in tx_socks:
             tx_socks[route.ifname] = SocketTx(open_tx(route.ifname))
         sends[local_qpn] = tx_socks[route.ifname].send
+    dequeue = DequeueMarker(args.dequeue_ecn) if args.dequeue_ecn else None
     print(json.dumps({"ready": True}), flush=True)
     started = time.monotonic()
     unknown = 0
     while not stop.requested and time.monotonic() - started < args.duration_s:
         select.select([rx], [], [], 0.1)
+        # One read of the downlink's queue per wake-up: the packets of a batch left it
+        # within a few microseconds of each other.
+        depth = dequeue.depth_bytes() if dequeue is not None else 0.0
         while (item := recv(rx)) is not None:
             payload, _src, tos = item
             bth = parse_bth(payload)
@@ -284,14 +289,15 @@ def run_receiver(args: argparse.Namespace) -> int:
                 continue
             now = time.monotonic()
             send = sends[bth.dest_qp]
-            for frame in qp.on_packet(bth, is_ce(tos), len(payload), now):
+            ce = is_ce(tos) or (dequeue is not None and dequeue.mark(depth))
+            for frame in qp.on_packet(bth, ce, len(payload), now):
                 send(frame)  # a lost ACK is made good by the next one or the requester's timer
-    _write_receiver_outputs(args, qps, peers, unknown)
+    _write_receiver_outputs(args, qps, peers, unknown, dequeue)
     return 0
 
 
 def _write_receiver_outputs(args, qps: dict[int, ResponderQp], peers: dict[int, str],
-                            unknown: int) -> None:
+                            unknown: int, dequeue: DequeueMarker | None = None) -> None:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = args.time_zero or 0.0
@@ -303,7 +309,8 @@ def _write_receiver_outputs(args, qps: dict[int, ResponderQp], peers: dict[int, 
                 writer.writerow([args.name, qpn, peers[qpn], k, f"{t - t0:.6f}"])
     stats = {"receiver": args.name, "unknown_qp_packets": unknown,
              "cnp_interval_s": args.cnp_interval_s, "ack_coalesce": args.ack_coalesce,
-             "qps": []}
+             "dequeue_marks": dequeue.marks if dequeue else None,
+             "dequeue_decisions": dequeue.decisions if dequeue else None, "qps": []}
     for qpn, qp in qps.items():
         row = {k: v for k, v in vars(qp.stats).items() if k != "message_times_s"}
         stats["qps"].append({"qpn": qpn, "peer": peers[qpn], **row})
@@ -349,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--ack-coalesce", type=int, default=1)
     r.add_argument("--cnp-interval-s", type=float, default=PAPER_CNP_INTERVAL_S)
     r.add_argument("--duration-s", type=float, default=3600.0)
+    r.add_argument("--dequeue-ecn", default=None, metavar="VQ:ADJ:CFG:CLASS",
+                   help="mark at dequeue: BPF map ids of the downlink marker and the class")
     r.add_argument("--time-zero", type=float, default=None)
     args = parser.parse_args(argv)
     return run_sender(args) if args.role == "send" else run_receiver(args)

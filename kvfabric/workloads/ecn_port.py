@@ -94,3 +94,25 @@ def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int,
         yield BottleneckEcn(port, handle, queues, "roce", note)
     finally:
         handle.detach()
+
+
+@contextlib.contextmanager
+def dequeue_marking(ecn: BottleneckEcn) -> Iterator[str | None]:
+    """Move the bottleneck's ECN marking from enqueue to dequeue for a phase: turn the
+    port's own marking off and yield ``VQ:ADJ:CFG:CLASS`` for the responder
+    (traffic/dequeue_ecn.py), which marks each packet against the queue it just left. None
+    (and nothing changed) unless the port's eBPF program marks that class (not with the
+    kernel red backend)."""
+    marker = ecn.marker
+    if marker is None or ecn.roce_class not in marker.class_names:
+        yield None
+        return
+    if not marker.set_ecn(ecn.roce_class, False):
+        yield None  # this port's program does not mark (the red backend does, at enqueue)
+        return
+    try:
+        ids = marker.map_ids()
+        yield (f"{ids['kvf_vq']}:{ids['kvf_adj']}:{ids['kvf_cfg']}:"
+               f"{marker.class_names.index(ecn.roce_class)}")
+    finally:
+        marker.set_ecn(ecn.roce_class, True)

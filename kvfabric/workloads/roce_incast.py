@@ -23,8 +23,9 @@ from traffic.tcp_kv import available_congestion_controls
 
 from ..dilation import emulate_params
 from ..schema import Field, SpecIssue
-from .ecn_port import bottleneck_ecn
+from .ecn_port import bottleneck_ecn, dequeue_marking
 from .hosts import check_receiver_and_senders
+from .path_rtt import measure_path_rtt
 from .roce_incast_analysis import analyse  # noqa: F401  (part of the workload interface)
 from .tcp_incast import choose_senders, set_rto_min
 
@@ -67,6 +68,10 @@ FIELDS = [
     Field("dcqcn_profile", "choice", "paper", "DCQCN reaction point and timers: paper, "
           "mellanox or hpcc (HPCC's ns-3 CC_MODE 1; see docs/roce.md)",
           choices=PROFILES),
+    Field("ecn_marking", "choice", "enqueue", "where the receiver's downlink marks ECN: "
+          "enqueue (the depth a packet finds, as Linux red does) or dequeue (the depth it "
+          "leaves, as HPCC's ns-3 switch does; eBPF backend, that port only)",
+          choices=("enqueue", "dequeue")),
     Field("cnp_interval", "duration", None,
           "notification point: at most one CNP per QP per interval; unset: the profile's "
           "(paper 50 us, mellanox 4 us, hpcc 0: an echo for every marked packet)",
@@ -126,6 +131,9 @@ def run(ctx) -> None:
     ctx.record("senders", senders)
     ctx.record("block_bytes", size)
     scale = spec.scale
+    rtt = measure_path_rtt(fabric, senders[0], fabric.host_ips[workload["receiver"]],
+                           scale.dilation)
+    ctx.record("path_rtt", rtt)
     notes = [
         "RoCE endpoints are Python processes (traffic/roce_endpoint.py): frames are real "
         "RoCEv2 on the wire, but the NIC's transport runs in software; pacing releases frames "
@@ -135,6 +143,10 @@ def run(ctx) -> None:
         f"target runs at {scale.emulated_host_rate_bps / 1e6:g} Mbit/s, every duration "
         "(DCQCN timers, CNP interval, retransmission timer, rounds) x D, bytes unchanged; "
         "results are in target units",
+        "no link delay is added (no netem): the path's real RTT (kernel ping, idle fabric) "
+        f"was {rtt.get('rtt_avg_s', float('nan')) * 1e6:.0f} us of wall time, "
+        f"{rtt.get('rtt_avg_target_us', float('nan')):.2f} us of target time; the RoCE "
+        "endpoints' own processing adds to it",
     ]
     if any(t.startswith("tcp-") for t in transports(workload)):
         if workload["tcp_rto_min"] is not None:
@@ -166,7 +178,13 @@ def run(ctx) -> None:
             before = ecn.counters()
             ports_before = _drops(fabric)
             started = time.monotonic()
-            if transport.startswith("roce"):
+            if transport.startswith("roce") and workload["ecn_marking"] == "dequeue":
+                with dequeue_marking(ecn) as maps:
+                    if maps is None:
+                        raise RuntimeError("workload.ecn_marking = dequeue needs the eBPF "
+                                           "ECN marker on the receiver's downlink")
+                    _run_roce(ctx, transport, senders, size, out_dir, ["--dequeue-ecn", maps])
+            elif transport.startswith("roce"):
                 _run_roce(ctx, transport, senders, size, out_dir)
             else:
                 _run_tcp(ctx, transport[4:], senders, size, out_dir)
@@ -201,14 +219,15 @@ def _qpns(index: int) -> tuple[int, int]:
     return 0x100 + index, 0x200 + index
 
 
-def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir) -> None:
+def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir,
+              receiver_args: list[str] = ()) -> None:
     fabric, workload = ctx.fabric, ctx.spec.workload
     receiver = workload["receiver"]
     line = ctx.spec.fabric["host_rate"]
     python = sys.executable
     rx_argv = [python, "-m", "traffic.roce_endpoint", "recv", "--bind",
                fabric.host_ips[receiver], "--name", receiver, "--out-dir", str(out_dir),
-               *receiver_cc_args(ctx.spec)]
+               *receiver_cc_args(ctx.spec), *receiver_args]
     for i, sender in enumerate(senders):
         s_qpn, r_qpn = _qpns(i)
         rx_argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
