@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"target; senders' pacing lag p99 "
                   f"{figures.get('pacing_lag_p99_target_us_worst', float('nan')):.1f} us "
                   f"target; CPU busy {figures.get('cpu_busy_mean', float('nan')):.0%}")
+            shares = figures.get("endpoint_core_share") or {}
+            if shares:
+                senders = [v for k, v in shares.items() if k.startswith("send")]
+                print(f"  core share: receiver {shares.get('recv h1', float('nan')):.0%}, "
+                      f"senders up to {max(senders, default=float('nan')):.0%}")
             if got.get("fidelity_reasons"):
                 print("  fidelity: " + "; ".join(got["fidelity_reasons"]))
             report.append({"size_bytes": size, "dilation": d, "holds": ok, **got})

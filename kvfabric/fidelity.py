@@ -20,6 +20,7 @@ says `fidelity: "ok"` or `"degraded"` with the reasons and the figures behind th
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -39,6 +40,17 @@ MAX_CPU_BUSY = 0.95
 MAX_PACING_LAG_FRAMES = 16
 FRAME_BYTES = 1500
 CPU_FILE = "fidelity_cpu.csv"
+PROC_FILE = "fidelity_endpoints.csv"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _endpoint_name(argv: list[bytes]) -> str | None:
+    """'recv h1' / 'send h2' for a RoCE endpoint's command line, else None."""
+    if b"traffic.roce_endpoint" not in argv:
+        return None
+    role = argv[argv.index(b"traffic.roce_endpoint") + 1].decode() if len(argv) > 3 else "?"
+    name = argv[argv.index(b"--name") + 1].decode() if b"--name" in argv else "?"
+    return f"{role} {name}"
 
 
 class CpuSampler:
@@ -51,6 +63,8 @@ class CpuSampler:
         self._stop = threading.Event()
         self._rows: list[dict[str, Any]] = []
         self._thread = threading.Thread(target=self._loop, name="kvf-cpu", daemon=True)
+        self._names: dict[str, str | None] = {}
+        self._procs: dict[str, dict[str, Any]] = {}
 
     def __enter__(self) -> CpuSampler:
         self._thread.start()
@@ -60,6 +74,8 @@ class CpuSampler:
         self._stop.set()
         self._thread.join(timeout=5)
         results.write_csv(self.path, self._rows or [{"t_s": 0.0, "busy": None, "cpus": None}])
+        if self._procs:
+            results.write_csv(self.path.with_name(PROC_FILE), list(self._procs.values()))
 
     def _loop(self) -> None:
         start = time.monotonic()
@@ -71,6 +87,30 @@ class CpuSampler:
             self._rows.append({"t_s": round(time.monotonic() - start, 3),
                                "busy": round(busy, 4), "cpus": now[2]})
             prev = now
+            self._sample_endpoints(time.monotonic() - start)
+
+    def _sample_endpoints(self, t_s: float) -> None:
+        """CPU seconds of every RoCE endpoint process so far (what limits a low dilation)."""
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            if pid not in self._names:
+                try:
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                self._names[pid] = _endpoint_name(argv)
+            if self._names[pid] is None:
+                continue
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            cpu_s = (int(fields[11]) + int(fields[12])) / _CLK_TCK
+            first = self._procs.get(pid, {}).get("first_s", t_s)
+            self._procs[pid] = {"pid": pid, "endpoint": self._names[pid],
+                                "cpu_s": round(cpu_s, 3), "first_s": round(first, 3),
+                                "last_s": round(t_s, 3)}
 
 
 def _cpu_times() -> tuple[int, int, int]:
@@ -88,6 +128,7 @@ def assess(run_dir: Path, spec) -> dict[str, Any]:
     reasons: list[str] = []
     figures: dict[str, Any] = {}
     _check_cpu(run_dir, reasons, figures)
+    _endpoint_cpu(run_dir, figures)
     _check_links(run_dir, reasons, figures)
     settings = spec.queue_settings()
     if settings is not None:
@@ -111,6 +152,21 @@ def _check_cpu(run_dir: Path, reasons: list[str], figures: dict[str, Any]) -> No
     if mean >= MAX_CPU_BUSY:
         reasons.append(f"CPU saturated: {mean:.0%} busy on average over the workload "
                        f"({saturated:.0%} of samples at 98 % or more)")
+
+
+def _endpoint_cpu(run_dir: Path, figures: dict[str, Any]) -> None:
+    """The share of one core each RoCE endpoint used while it ran: the receiver, which
+    handles every data packet and sends every ACK and CNP, is the first to run out."""
+    path = run_dir / PROC_FILE
+    if not path.exists():
+        return
+    shares: dict[str, float] = {}
+    for r in results.read_csv(path):
+        span = float(r["last_s"]) - float(r["first_s"])
+        if span > 0.2:
+            shares[r["endpoint"]] = round(float(r["cpu_s"]) / span, 3)
+    if shares:
+        figures["endpoint_core_share"] = shares
 
 
 def _check_links(run_dir: Path, reasons: list[str], figures: dict[str, Any]) -> None:
