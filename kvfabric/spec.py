@@ -212,6 +212,7 @@ def validate(raw: dict[str, Any], source: str = "<spec>") -> Spec:
     if experiment.get("name") is None and not any(i.field == "experiment.name" for i in issues):
         issues.append(SpecIssue("experiment.name", "missing", "set experiment.name"))
     fabric = resolve_section("fabric", FABRIC_FIELDS, raw.get("fabric"), issues)
+    _renamed_rates(raw.get("fabric"), issues)
     queues = resolve_section("queues", QUEUE_FIELDS, raw.get("queues"), issues)
     workload_table = raw.get("workload") or {}
     kind = workload_table.get("kind") if isinstance(workload_table, dict) else None
@@ -285,6 +286,17 @@ def _resolve_tenants(table: Any, fabric: dict[str, Any],
                 owner[member] = name
         resolved[name] = sorted(members, key=lambda h: int(h[1:]) if h[1:].isdigit() else 0)
     return resolved
+
+
+def _renamed_rates(table: Any, issues: list[SpecIssue]) -> None:
+    """Specs written before time dilation gave the emulated link rates."""
+    for old, new in (("host_rate", "target_rate"), ("fabric_rate", "target_fabric_rate")):
+        if isinstance(table, dict) and old in table:
+            issues.append(SpecIssue(f"fabric.{old}", f"renamed: fabric.{new} is the rate of the "
+                                    "fabric under study, which runs fabric.dilation times "
+                                    "slower", f"write fabric.{new} = {table[old]!r} and "
+                                    "fabric.dilation = 1 to run at that rate in real time as "
+                                    "before"))
 
 
 def _check_fabric(fabric: dict[str, Any], issues: list[SpecIssue]) -> None:

@@ -80,3 +80,9 @@ def test_cli_rejects_bad_spec_with_exit_2_and_builds_nothing(tmp_path):
     assert proc.returncode == 2
     assert "fabric.kmin" in proc.stderr and "unknown field" in proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_spec_with_the_old_link_rates_is_told_the_new_fields():
+    issues = _issues(_raw(fabric={"host_rate": "100Mbit"}))
+    assert "fabric.target_rate" in issues["fabric.host_rate"].fix
+    assert "fabric.dilation = 1" in issues["fabric.host_rate"].fix
