@@ -53,7 +53,10 @@ def queue_approximations(ecn_backend: str) -> list[str]:
     return notes
 
 
-def analyse_queues(run_dir: Path) -> dict[str, Any]:
+def analyse_queues(run_dir: Path, dilation: float = 1.0) -> dict[str, Any]:
+    """Queue figures of a run. Time paused is in target seconds (emulated / ``dilation``,
+    the emulated figure beside it); the agent's sweep periods are wall-clock (the agent runs
+    in real time), with the p99 also in target microseconds."""
     q = run_dir / "queues"
     counters = results.read_csv(q / "queue_counters.csv")
     ecn = results.read_csv(q / "ecn.csv")
@@ -69,10 +72,13 @@ def analyse_queues(run_dir: Path) -> dict[str, Any]:
         "pause_frames_sent": sum(int(r["pause_sent"]) for r in pfc),
         "resume_frames_sent": sum(int(r["resume_sent"]) for r in pfc),
         "pause_frames_received": sum(int(r["pause_received"]) for r in pfc),
-        "time_paused_s_total": round(sum(float(r["time_paused_s"]) for r in pfc), 4),
+        "time_paused_s_total": sum(float(r["time_paused_s"]) for r in pfc) / dilation,
+        "time_paused_s_total_emulated": round(sum(float(r["time_paused_s"]) for r in pfc), 4),
         "telemetry_bin_s": agent.get("telemetry_bin_s"),
         "agent_sweep_median_s": agent.get("sweep_period_median_s"),
         "agent_sweep_p99_s": agent.get("sweep_period_p99_s"),
+        "agent_sweep_p99_target_us": agent["sweep_period_p99_s"] / dilation * 1e6
+        if agent.get("sweep_period_p99_s") is not None else None,
     }
     summary.update(bottleneck_depth(results.read_csv(q / "telemetry.csv")))
     plot = plot_queues(q / "telemetry.csv", run_dir / "queues.png")

@@ -200,7 +200,7 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
     try:
         workload_summary = WORKLOADS[spec.workload["kind"]].analyse(run_dir, spec)
         if (run_dir / "queues").is_dir():
-            queue_summary = analyse_queues(run_dir)
+            queue_summary = analyse_queues(run_dir, spec.scale.dilation)
         fidelity = assess_fidelity(run_dir, spec)
     except Exception as exc:
         log.error("analysis failed: %s", traceback.format_exc())
