@@ -105,8 +105,7 @@ def test_four_dcqcn_flows_on_one_bottleneck_converge_to_fair_shares(tmp_path):
 def test_roce_incast_experiment_runs_both_transports_on_a_fabric(tmp_path, nothing_left):
     proc = subprocess.run(
         [sys.executable, "-m", "kvfabric.cli", "run", "roce_incast", "--results", str(tmp_path),
-         "--set", "workload.senders=3", "--set", "workload.blocks=3",
-         "--set", "workload.transports=roce-dcqcn,tcp-cubic"],
+         "--set", "workload.blocks=3", "--set", "workload.transports=roce-dcqcn,tcp-cubic"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = (tmp_path / "roce_incast").iterdir()
@@ -115,7 +114,9 @@ def test_roce_incast_experiment_runs_both_transports_on_a_fabric(tmp_path, nothi
     results = summary["results"]
     assert results["all_blocks_completed"]
     roce, tcp = results["transports"]["roce-dcqcn"], results["transports"]["tcp-cubic"]
-    assert roce["blocks_completed"] == tcp["blocks_completed"] == 9
+    # 7 senders: a round of 7 x 256 KiB builds a queue well past HPCC's Kmin of 100 KB at the
+    # 25G target (3 senders barely reach it, as on a real 25G fabric).
+    assert roce["blocks_completed"] == tcp["blocks_completed"] == 21
     assert roce["fct_p99_ms"] > 0 and tcp["fct_p99_ms"] > 0
     assert roce["ce_marked_packets"] > 0 and roce["cnps_sent"] > 0 and roce["rate_cuts"] > 0
     # The fabric's own lossless class (ECN marker, PFC) carried it: RoCE lost nothing anywhere.
