@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from kvfabric.queue_results import port_window
 from kvfabric.runner import run_experiment
 from kvfabric.spec import load_spec
@@ -36,8 +38,19 @@ REFERENCE = {
 TOLERANCE = {"fct_p50_us": 0.10, "fct_p99_us": 0.10, "queue_mean_kb": 0.30}
 
 
-def run_point(size: int, dilation: float, results: Path) -> dict[str, Any]:
-    spec = load_spec(str(SPEC), {"workload.block_bytes": size, "fabric.dilation": dilation})
+def parse_override(text: str) -> tuple[str, Any]:
+    """FIELD=VALUE with a TOML value (a bare word is a string), as `kvfabric run --set`."""
+    key, _, value = text.partition("=")
+    try:
+        return key.strip(), tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key.strip(), value
+
+
+def run_point(size: int, dilation: float, results: Path,
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec = load_spec(str(SPEC), {"workload.block_bytes": size, "fabric.dilation": dilation,
+                                 **(overrides or {})})
     outcome = run_experiment(spec, results)
     summary = outcome.summary
     roce = (summary.get("results") or {}).get("transports", {}).get("roce-dcqcn", {})
@@ -95,11 +108,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="with several D (largest first): stop once a D fails")
     parser.add_argument("--results", default=None, help="keep the run folders here")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a field of bench/fidelity_incast.toml")
     args = parser.parse_args(argv)
     sizes = [parse_size_bytes(s) for s in args.size.split(",")]
     sizes = [1_000_000 if s in (1 << 20, 10**6) else 8_000_000 if s in (8 << 20, 8 * 10**6)
              else s for s in sizes]
     dilations = sorted((float(d) for d in args.dilation.split(",")), reverse=True)
+    overrides = dict(parse_override(text) for text in args.set)
     root = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="kvf-fid-"))
     report, all_ok = [], True
     for size in sizes:
@@ -107,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"no reference for {size} bytes: use 1MB or 8MB")
         smallest = None
         for d in dilations:
-            got = run_point(size, d, root)
+            got = run_point(size, d, root, overrides)
             ok, lines = verdict(size, got)
             print(f"{size / 1e6:g} MB flows, D = {d:g} (speed {1 / d:.4f} target s per wall s)"
                   f": {'holds' if ok else 'does not hold'}; host fidelity "

@@ -80,6 +80,9 @@ FIELDS = [
           "senders and the receiver, in target time (dilated like every duration; with "
           "quickack, no delayed ACKs); unset: the kernel's 200 ms of wall time, undilated",
           minimum=1e-4, maximum=120),
+    Field("endpoint_rt_priority", "int", 0, "run the RoCE endpoints SCHED_FIFO at this "
+          "priority (below the queue agent's 20) so they wake on time on a busy host; 0: "
+          "normal scheduling", minimum=0, maximum=19),
     Field("tcp_port", "int", 5201, "TCP baseline port on the receiver", minimum=1024,
           maximum=65535),
     Field("timeout", "duration", "120s", "give up a transport's phase after this long",
@@ -199,6 +202,12 @@ def dcqcn_target_params(spec) -> DcqcnParams:
     return DcqcnParams.preset(spec.workload["dcqcn_profile"], spec.scale.target_host_rate_bps)
 
 
+def endpoint_python(workload: dict[str, Any]) -> list[str]:
+    """The interpreter command of the RoCE endpoints, under chrt with a real-time priority."""
+    prio = workload.get("endpoint_rt_priority") or 0
+    return (["chrt", "-f", str(prio)] if prio else []) + [sys.executable]
+
+
 def sender_cc_args(spec) -> list[str]:
     """The senders' DCQCN parameters, emulated by the dilation rule, as endpoint arguments."""
     params = emulate_params(dcqcn_target_params(spec), spec.scale)
@@ -224,8 +233,8 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir,
     fabric, workload = ctx.fabric, ctx.spec.workload
     receiver = workload["receiver"]
     line = ctx.spec.fabric["host_rate"]
-    python = sys.executable
-    rx_argv = [python, "-m", "traffic.roce_endpoint", "recv", "--bind",
+    python = endpoint_python(workload)
+    rx_argv = [*python, "-m", "traffic.roce_endpoint", "recv", "--bind",
                fabric.host_ips[receiver], "--name", receiver, "--out-dir", str(out_dir),
                *receiver_cc_args(ctx.spec), *receiver_args]
     for i, sender in enumerate(senders):
@@ -238,7 +247,7 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir,
     procs = []
     for i, sender in enumerate(senders):
         s_qpn, r_qpn = _qpns(i)
-        argv = [python, "-m", "traffic.roce_endpoint", "send",
+        argv = [*python, "-m", "traffic.roce_endpoint", "send",
                 "--qp", f"{fabric.host_ips[receiver]}:{s_qpn}:{r_qpn}", "--name", sender,
                 "--out-dir", str(out_dir), "--messages", str(workload["blocks"]),
                 "--message-bytes", str(size), "--interval-s", repr(workload["interval"]),
