@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 KVFABRIC := .venv/bin/kvfabric
 
-.PHONY: setup demo test unit lint bench clean doctor smoke
+.PHONY: setup demo test unit lint bench fidelity clean doctor smoke
 
 setup:
 	@bash scripts/setup.sh
@@ -25,6 +25,11 @@ bench: setup
 	$(PY) bench/queues.py
 	$(PY) bench/roce_sender.py
 	$(PY) bench/smoke.py --repeat 3
+	$(PY) bench/fidelity.py
+
+# kvfabric beside HPCC's ns-3 on the 8-to-1 DCQCN incast (bench/fidelity.py; as root).
+fidelity: setup
+	$(PY) bench/fidelity.py $(if $(DILATION),--dilation $(DILATION))
 
 # Short end-to-end check for CI (JUNIT=path.xml also writes JUnit XML).
 smoke: setup

@@ -95,6 +95,10 @@ def _cmd_show(args) -> int:
     for key, value in (summary.get("timings_s") or {}).items():
         print(f"  {key:11} {value:.2f} s" if isinstance(value, (int, float))
               else f"  {key:11} {value}")
+    from .fidelity import scale_and_fidelity_lines
+
+    for line in scale_and_fidelity_lines(summary):
+        print(f"  {line}")
     _print_headline(summary)
     files = sorted(p.name for p in run_dir.iterdir())
     print("  files       " + ", ".join(files))

@@ -53,7 +53,10 @@ def queue_approximations(ecn_backend: str) -> list[str]:
     return notes
 
 
-def analyse_queues(run_dir: Path) -> dict[str, Any]:
+def analyse_queues(run_dir: Path, dilation: float = 1.0) -> dict[str, Any]:
+    """Queue figures of a run. Time paused is in target seconds (emulated / ``dilation``,
+    the emulated figure beside it); the agent's sweep periods are wall-clock (the agent runs
+    in real time), with the p99 also in target microseconds."""
     q = run_dir / "queues"
     counters = results.read_csv(q / "queue_counters.csv")
     ecn = results.read_csv(q / "ecn.csv")
@@ -69,11 +72,14 @@ def analyse_queues(run_dir: Path) -> dict[str, Any]:
         "pause_frames_sent": sum(int(r["pause_sent"]) for r in pfc),
         "resume_frames_sent": sum(int(r["resume_sent"]) for r in pfc),
         "pause_frames_received": sum(int(r["pause_received"]) for r in pfc),
-        "time_paused_s_total": round(sum(float(r["time_paused_s"]) for r in pfc), 4),
+        "time_paused_s_total": sum(float(r["time_paused_s"]) for r in pfc) / dilation,
+        "time_paused_s_total_emulated": round(sum(float(r["time_paused_s"]) for r in pfc), 4),
         "telemetry_bin_s": agent.get("telemetry_bin_s"),
         "agent_sweep_median_s": agent.get("sweep_period_median_s"),
         "agent_sweep_p99_s": agent.get("sweep_period_p99_s"),
         "agent_dataplane_errors": agent.get("dataplane_errors", {}),
+        "agent_sweep_p99_target_us": agent["sweep_period_p99_s"] / dilation * 1e6
+        if agent.get("sweep_period_p99_s") is not None else None,
     }
     summary.update(bottleneck_depth(results.read_csv(q / "telemetry.csv")))
     plot = plot_queues(q / "telemetry.csv", run_dir / "queues.png")
@@ -139,3 +145,30 @@ def plot_queues(telemetry_csv: Path, out: Path, ports: int = 4) -> bool:
     ax_marks.set_xlabel("time since the fabric came up (s)")
     save_figure(fig, out)
     return True
+
+
+def port_window(run_dir: Path, peer: str, cls: str = "lossless") -> dict[str, float]:
+    """The switch port facing ``peer``, class ``cls``, from queues/queue_samples.csv (its real
+    qdisc backlog, every agent sweep): the span it was sending (first byte to last, its own
+    clock), the bytes sent in it, the largest backlog and the time-weighted mean backlog over
+    the middle 80 % of the span. Emulated seconds and bytes."""
+    rows = [r for r in results.read_csv(run_dir / "queues" / "queue_samples.csv")
+            if r["peer"] == peer and r["class"] == cls and not r["node"].startswith("h")]
+    points = sorted((float(r["t_s"]), int(r["backlog_bytes"]), int(r["sent_bytes"]))
+                    for r in rows)
+    first, final = points[0][2], points[-1][2]
+    start = next(t for t, _, sent in points if sent > first)
+    end = next(t for t, _, sent in points if sent >= final)
+    lo, hi = start + 0.1 * (end - start), start + 0.9 * (end - start)
+    area, depth, last_t = 0.0, 0, lo
+    for t, backlog, _ in points:
+        if t > lo:
+            area += depth * (min(t, hi) - last_t)
+            last_t = min(t, hi)
+        if t >= hi:
+            break
+        depth = backlog
+    area += depth * max(0.0, hi - last_t)
+    return {"busy_s": end - start, "sent_bytes": final - first,
+            "max_bytes": max((b for t, b, _ in points if start <= t <= end), default=0),
+            "mean_middle_bytes": area / max(hi - lo, 1e-9)}

@@ -15,6 +15,7 @@ from typing import Any
 
 import tomllib
 
+from .fidelity import scale_and_fidelity_lines
 from .units import format_rate, format_size
 
 
@@ -32,6 +33,10 @@ def format_value(key: str, value: Any) -> str:
         return format_size(value) if value >= 1024 else f"{value:g} B"
     if key.endswith("_s"):
         return f"{value * 1e3:.3g} ms" if abs(value) < 1 else f"{value:.3g} s"
+    if key.endswith("_emulated"):
+        return format_value(key.removesuffix("_emulated"), value) + " (emulated)"
+    if key.endswith(("_us", "_ms")):
+        return f"{value:.4g} {key[-2:]}"
     if key.endswith(("_utilisation", "_fraction", "_ratio")):
         return f"{value:.1%}"
     if isinstance(value, float):
@@ -112,12 +117,21 @@ def render_run_report(run_dir: Path) -> str:
     out += ["", f"Fabric: {fabric.get('mode', '?')} {fabric.get('topology', '?')}, "
             f"{fabric.get('nodes', '?')} nodes, {fabric.get('links', '?')} links; "
             f"finished {summary.get('finished', '?')}.", ""]
+    out += [*scale_and_fidelity_lines(summary), ""]
     results = summary.get("results") or {}
     out += ["## Results", ""]
-    if results:
+    tables = {k: v for k, v in results.items() if isinstance(v, dict) and v
+              and all(isinstance(row, dict) for row in v.values())}
+    flat = {k: v for k, v in results.items() if k not in tables}
+    if flat:
         out += md_table(["result", "value", "raw"],
-                        [[k, format_value(k, v), v] for k, v in results.items()])
-    else:
+                        [[k, format_value(k, v), v] for k, v in flat.items()])
+    for name, rows in tables.items():
+        keys = list(dict.fromkeys(k for row in rows.values() for k in row))
+        out += ["", f"### {name}", "", *md_table(
+            ["result", *rows], [[k, *(format_value(k, row.get(k)) for row in rows.values())]
+                                for k in keys])]
+    if not results:
         out.append("No results: the workload produced nothing to analyse.")
     out += ["", "## Setup", ""]
     kinds = spec_field_kinds()

@@ -20,6 +20,8 @@ from topologies.fabric import Fabric
 from . import results
 from .capture import parse_capture, start_captures
 from .environment import collect_environment
+from .fidelity import CpuSampler
+from .fidelity import assess as assess_fidelity
 from .lock import fabric_lock
 from .progress import Progress
 from .queue_results import (
@@ -143,7 +145,8 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress,
             before = fabric.port_stats()
             progress.update("running workload", spec.workload["kind"])
             started = time.perf_counter()
-            workload.run(ctx)
+            with CpuSampler(run_dir):
+                workload.run(ctx)
             if controller is not None:
                 controller.raise_if_dead()
             timings["workload_s"] = time.perf_counter() - started
@@ -182,13 +185,15 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress,
 def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
     workload_summary: dict[str, Any] = {}
     queue_summary: dict[str, Any] | None = None
+    fidelity: dict[str, Any] | None = None
     try:
         workload_summary = WORKLOADS[spec.workload["kind"]].analyse(run_dir, spec)
         if (run_dir / "queues").is_dir():
-            queue_summary = analyse_queues(run_dir)
+            queue_summary = analyse_queues(run_dir, spec.scale.dilation)
             failure = pfc_failure(queue_summary, ctx.fabric.queue_settings.pfc)
             if failure and status == "ok":
                 status, error = "failed", failure
+        fidelity = assess_fidelity(run_dir, spec)
     except Exception as exc:
         log.error("analysis failed: %s", traceback.format_exc())
         if status == "ok":
@@ -202,6 +207,8 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
         "fabric": {"mode": spec.fabric["mode"], "topology": spec.fabric["topology"],
                    "ovs_datapath": ctx.fabric.ovs_datapath if spec.fabric["mode"] ==
                    "openflow" else None, **ctx.spec.make_topology().describe()},
+        "scale": spec.scale.to_summary(),
+        "fidelity": fidelity,
         "timings_s": timings,
         "facts": ctx.facts,
         "results": workload_summary,

@@ -108,8 +108,12 @@ def _problem_with(field: Field, value: Any) -> str | None:
 
 
 def _example(field: Field) -> str:
-    """A valid value to suggest: the default, else a typical value, else the minimum."""
-    candidates = [field.default, _EXAMPLES[field.kind]]
+    """A valid value to suggest: the default, else a typical value, else the minimum. A
+    default of 0 for a quantity usually means "derive it", which teaches nothing."""
+    default = field.default
+    if default == 0 and field.kind in ("duration", "size", "rate"):
+        default = None
+    candidates = [default, _EXAMPLES[field.kind]]
     if field.minimum is not None:
         candidates.append(int(field.minimum) if field.kind in ("int", "rate", "size")
                           else field.minimum)

@@ -15,6 +15,7 @@ from topologies.leafspine import Dumbbell, FabricTopo, LeafSpine, Star
 from topologies.queues.settings import QueueSettings
 
 from . import capacity
+from .dilation import Scale, emulate_section
 from .schema import Field, SpecError, SpecIssue, resolve_section
 from .toml_file import read_toml
 from .workloads import WORKLOADS
@@ -38,10 +39,14 @@ FABRIC_FIELDS = [
     Field("hosts", "int", 8, "hosts on the switch (star)", minimum=2, maximum=128),
     Field("hosts_per_side", "int", 4, "hosts on each side (dumbbell)", minimum=1,
           maximum=64),
-    Field("host_rate", "rate", "100Mbit", "rate of host-to-leaf links", minimum=1e5,
-          maximum=10e9),
-    Field("fabric_rate", "rate", "100Mbit", "rate of leaf-to-spine links", minimum=1e5,
-          maximum=10e9),
+    Field("target_rate", "rate", "25G", "link rate of the fabric under study (host links, "
+          "and leaf-to-spine links unless target_fabric_rate is set)", minimum=1e5,
+          maximum=1.6e12),
+    Field("target_fabric_rate", "rate", 0, "leaf-to-spine link rate of the fabric under "
+          "study; 0 = target_rate", minimum=0, maximum=1.6e12),
+    Field("dilation", "float", 0.0, "time dilation D: the emulation runs D times slower "
+          "(rates / D, durations x D, bytes unchanged); 0 = the fastest target rate / "
+          "100 Mbit/s, at least 1", minimum=0, maximum=1e6),
     Field("buffer", "size", "64KiB", "egress buffer of every port", minimum=1, maximum=1 << 30),
     Field("mtu", "int", 1500, "IP MTU of every link", minimum=576, maximum=9000),
     Field("ovs_datapath", "choice", "auto", "openflow mode: OVS datapath",
@@ -58,10 +63,11 @@ FABRIC_FIELDS = [
 ]
 
 
-#: Traffic classes on every port (see docs/queues.md). Sizes of 0 are derived from the link
-#: rate: the ECN ramp is HPCC's (Kmin 100 KB, Kmax 400 KB, Pmax 0.2 at 25 Gbit/s) scaled by
-#: rate/25G and floored at a few frames; XOFF = 2 x Kmax; XON = XOFF - max(3 KB, 2 MTU)
-#: (HPCC's resume offset); headroom = ingress ports x rate x pfc_reaction + 2 frames.
+#: Traffic classes on every port (see docs/queues.md), in target terms. Sizes of 0 are derived
+#: from the port's target rate: the ECN ramp is HPCC's (Kmin 100 KB, Kmax 400 KB, Pmax 0.2 at
+#: 25 Gbit/s, scaled by rate/25G as HPCC's run.py does) floored at a few frames; XOFF = 2 x
+#: Kmax; XON = XOFF - max(3 KB, 2 MTU) (HPCC's resume offset); headroom = ingress ports x rate
+#: x pfc_reaction + 2 frames.
 QUEUE_FIELDS = [
     Field("enabled", "bool", True, "traffic classes on every port; false: one FIFO per port"),
     Field("pfc", "bool", True, "PFC pause/resume for the lossless class"),
@@ -76,7 +82,8 @@ QUEUE_FIELDS = [
     Field("lossless_priority", "int", 3, "802.1p priority of the lossless class (PFC frames)",
           minimum=1, maximum=7),
     Field("cnp_priority", "int", 6, "802.1p priority of the CNP class", minimum=1, maximum=7),
-    Field("kmin", "size", 0, "ECN ramp start; 0 = HPCC's 100 KB scaled by rate/25G",
+    Field("kmin", "size", 0, "ECN ramp start; 0 = HPCC's 100 KB at 25G, scaled by target "
+          "rate/25G",
           minimum=0, maximum=1 << 30),
     Field("kmax", "size", 0, "ECN ramp end (mark all above); 0 = HPCC's 400 KB scaled",
           minimum=0, maximum=1 << 30),
@@ -92,14 +99,21 @@ QUEUE_FIELDS = [
     Field("lossless_weight", "int", 3, "lossless class share against the lossy class",
           minimum=1, maximum=100),
     Field("lossy_weight", "int", 1, "lossy class share", minimum=1, maximum=100),
-    Field("pfc_reaction", "duration", "50ms", "time the headroom must cover from XOFF to "
-          "the peer stopping (the queue agent's worst case here)", minimum=1e-4, maximum=10),
+    Field("pfc_reaction", "duration", 0, "time the headroom must cover from XOFF to the "
+          "peer stopping; 0 = the queue agent's worst case here, 50 ms of wall time "
+          "(50 ms / D in target terms)", minimum=0, maximum=10),
     Field("telemetry", "bool", True, "100 us queue-depth/mark bins on every port"),
 ]
 
 
 @dataclass(frozen=True)
 class Spec:
+    """A resolved spec. ``fabric``, ``queues`` and ``workload`` hold the *emulated* values the
+    fabric and the endpoints run with (``fabric.host_rate``/``fabric_rate`` are the emulated
+    link rates); ``target`` holds the same sections in the target fabric's terms, as written
+    (the resolved spec.toml), and ``scale`` the dilation between them (kvfabric/dilation.py).
+    """
+
     experiment: dict[str, Any]
     fabric: dict[str, Any]
     workload: dict[str, Any]
@@ -107,14 +121,15 @@ class Spec:
     queues: dict[str, Any] = field(default_factory=dict)
     #: tenant name -> its hosts ([tenants] section; empty: one tenant, full reachability).
     tenants: dict[str, list[str]] = field(default_factory=dict)
+    target: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scale: Scale | None = None
 
     @property
     def name(self) -> str:
         return self.experiment["name"]
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        data = {"experiment": self.experiment, "fabric": self.fabric, "queues": self.queues,
-                "workload": self.workload}
+        data = {"experiment": self.experiment, **self.target}
         if self.tenants:
             data["tenants"] = self.tenants
         return data
@@ -127,10 +142,12 @@ class Spec:
 
 
 def make_queue_settings(queues: dict[str, Any], fabric: dict[str, Any]) -> QueueSettings | None:
+    """Queue settings in emulated units (``queues`` and ``fabric`` as emulated)."""
     if not queues or not queues["enabled"]:
         return None
     return QueueSettings(
-        enabled=True, pfc=queues["pfc"], ecn=queues["ecn"], lossy_ecn=queues["lossy_ecn"],
+        enabled=True, dilation=fabric["dilation"], pfc=queues["pfc"], ecn=queues["ecn"],
+        lossy_ecn=queues["lossy_ecn"],
         lossless_dscp=queues["lossless_dscp"], cnp_dscp=queues["cnp_dscp"],
         lossless_priority=queues["lossless_priority"], cnp_priority=queues["cnp_priority"],
         kmin_bytes=queues["kmin"], kmax_bytes=queues["kmax"], pmax=queues["pmax"],
@@ -199,6 +216,7 @@ def validate(raw: dict[str, Any], source: str = "<spec>", force: bool = False) -
     if experiment.get("name") is None and not any(i.field == "experiment.name" for i in issues):
         issues.append(SpecIssue("experiment.name", "missing", "set experiment.name"))
     fabric = resolve_section("fabric", FABRIC_FIELDS, raw.get("fabric"), issues)
+    _renamed_rates(raw.get("fabric"), issues)
     queues = resolve_section("queues", QUEUE_FIELDS, raw.get("queues"), issues)
     workload_table = raw.get("workload") or {}
     kind = workload_table.get("kind") if isinstance(workload_table, dict) else None
@@ -214,7 +232,17 @@ def validate(raw: dict[str, Any], source: str = "<spec>", force: bool = False) -
         fields = [Field("kind", "choice", kind, "workload kind", choices=tuple(WORKLOADS)),
                   *module.FIELDS]
         workload = resolve_section("workload", fields, workload_table, issues)
+    target = {"fabric": fabric, "queues": queues, "workload": workload}
+    scale = None
     if not issues:
+        scale = Scale.for_fabric(fabric)
+        fabric["dilation"] = scale.dilation
+        issues.extend(SpecIssue(*problem) for problem in scale.check())
+    if not issues:
+        fabric, queues, workload = (
+            emulate_section(name, {f.name: f.kind for f in fields}, target[name], scale)
+            for name, fields in (("fabric", FABRIC_FIELDS), ("queues", QUEUE_FIELDS),
+                                 ("workload", WORKLOADS[kind].FIELDS)))
         _check_fabric(fabric, issues)
         _check_queues(queues, fabric, issues)
     tenants = _resolve_tenants(raw.get("tenants"), fabric, issues) if not issues else {}
@@ -226,7 +254,7 @@ def validate(raw: dict[str, Any], source: str = "<spec>", force: bool = False) -
     if issues:
         raise SpecError(issues)
     return Spec(experiment, fabric, workload, source, queues=queues,
-                tenants=tenants)
+                tenants=tenants, target=target, scale=scale)
 
 
 def _resolve_tenants(table: Any, fabric: dict[str, Any],
@@ -268,6 +296,17 @@ def _resolve_tenants(table: Any, fabric: dict[str, Any],
                 owner[member] = name
         resolved[name] = sorted(members, key=lambda h: int(h[1:]) if h[1:].isdigit() else 0)
     return resolved
+
+
+def _renamed_rates(table: Any, issues: list[SpecIssue]) -> None:
+    """Specs written before time dilation gave the emulated link rates."""
+    for old, new in (("host_rate", "target_rate"), ("fabric_rate", "target_fabric_rate")):
+        if isinstance(table, dict) and old in table:
+            issues.append(SpecIssue(f"fabric.{old}", f"renamed: fabric.{new} is the rate of the "
+                                    "fabric under study, which runs fabric.dilation times "
+                                    "slower", f"write fabric.{new} = {table[old]!r} and "
+                                    "fabric.dilation = 1 to run at that rate in real time as "
+                                    "before"))
 
 
 def _check_fabric(fabric: dict[str, Any], issues: list[SpecIssue]) -> None:

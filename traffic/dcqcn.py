@@ -41,7 +41,7 @@ from dataclasses import dataclass
 REFERENCE_LINK_RATE_BPS = 25e9
 """HPCC scales RATE_AI and RATE_HAI from their values at 25 Gbit/s."""
 
-PROFILES = ("paper", "mellanox")
+PROFILES = ("paper", "mellanox", "hpcc")
 
 _COUNT_EPS = 1e-9  # relative slack so a timer due exactly at now_s fires despite float rounding
 _TIME_EPS_S = 1e-12
@@ -49,22 +49,25 @@ _TIME_EPS_S = 1e-12
 
 @dataclass(frozen=True)
 class DcqcnParams:
-    """Reaction-point parameters. Defaults are the paper's, with rates for a 25 Gbit/s link.
-
-    Use :meth:`scaled_to` to get a consistent set for another link rate.
+    """Reaction-point parameters, in one fabric's units (the target's in a spec, the
+    emulated ones after ``kvfabric.dilation.emulate_params``: every ``*_bps`` field is a rate,
+    every ``*_s`` field a duration, ``*_bytes`` a size). Defaults are the paper's, with
+    rates for a 25 Gbit/s link; :meth:`preset` gives each profile at a target link rate.
     """
 
     line_rate_bps: float
     g: float = 1 / 256
     alpha_timer_s: float = 55e-6
     rate_increase_timer_s: float = 55e-6
-    byte_counter_bytes: int = 10_000_000
+    byte_counter_bytes: int = 10_000_000  # 0: no byte counter (HPCC's model)
     fast_recovery_steps: int = 5
     rate_ai_bps: float = 5e6
     rate_hai_bps: float = 50e6
     min_rate_bps: float = 1e6
     rate_decrease_interval_s: float = 0.0
     initial_alpha: float = 1.0
+    clamp_target_rate: bool = True  # R_T = R_C on every cut (hpcc: only after an increase)
+    profile: str = "paper"          # which reaction point runs them (make_reaction_point)
 
     def __post_init__(self) -> None:
         if self.line_rate_bps <= 0:
@@ -73,8 +76,9 @@ class DcqcnParams:
             raise ValueError(f"g must be in (0, 1], got {self.g}")
         if self.alpha_timer_s <= 0 or self.rate_increase_timer_s <= 0:
             raise ValueError("alpha_timer_s and rate_increase_timer_s must be positive")
-        if self.byte_counter_bytes <= 0:
-            raise ValueError(f"byte_counter_bytes must be positive, got {self.byte_counter_bytes}")
+        if self.byte_counter_bytes < 0:
+            raise ValueError(f"byte_counter_bytes cannot be negative, got "
+                             f"{self.byte_counter_bytes}")
         if self.fast_recovery_steps < 0:
             raise ValueError("fast_recovery_steps cannot be negative")
         if min(self.rate_ai_bps, self.rate_hai_bps, self.rate_decrease_interval_s) < 0:
@@ -83,51 +87,54 @@ class DcqcnParams:
             raise ValueError("min_rate_bps must be in (0, line_rate_bps]")
         if not 0 <= self.initial_alpha <= 1:
             raise ValueError(f"initial_alpha must be in [0, 1], got {self.initial_alpha}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}, got {self.profile!r}")
+        if self.profile == "hpcc" and self.rate_decrease_interval_s <= 0:
+            raise ValueError("the hpcc model needs rate_decrease_interval_s > 0")
 
     @classmethod
-    def scaled_to(
-        cls, line_rate_bps: float, profile: str = "paper", *, time_scale: float = 1.0
-    ) -> DcqcnParams:
-        """Parameters for a link of ``line_rate_bps``.
+    def preset(cls, profile: str, line_rate_bps: float) -> DcqcnParams:
+        """A profile's published parameters for a (target) link of ``line_rate_bps``.
 
-        Rates scale linearly with the link, as HPCC's ``run.py`` does:
-        ``rate_ai_bps = 5 Mbit/s x line/25G``, ``rate_hai_bps = 50 Mbit/s x line/25G``, and we
-        scale ``min_rate_bps = 1 Mbit/s x line/25G`` the same way so a slowed-down emulated
-        fabric keeps the NIC's line/min dynamic range. Byte counter and g are not scaled
-        (HPCC does not scale them either). ``time_scale`` multiplies every timer, for
-        emulations that stretch RTTs by the same factor; 1.0 keeps the published values.
+        Between link rates the values scale as their sources scale them: HPCC's ``run.py``
+        multiplies RATE_AI and RATE_HAI by bw/25G and keeps the timers, g, the byte counter
+        and MIN_RATE; NVIDIA's rpg_min_rate is one value for every link speed.
 
-        ``profile="paper"``: alpha timer 55 us, increase timer 55 us, byte counter 10 MB, a cut
-        on every CNP (the notification point paces CNPs to one per 50 us).
-        ``profile="mellanox"``: alpha timer 1 us, increase timer 300 us, byte counter 32767 B,
-        at most one cut per 4 us.
+        ``paper`` (Zhu et al., SIGCOMM 2015; HPCC's ``dcqcn_paper`` rates): alpha timer and
+        increase timer 55 us, byte counter 10 MB, F = 5, a cut on every CNP (the notification
+        point paces CNPs to one per 50 us), min rate 1 Mbit/s.
+        ``mellanox`` (NVIDIA ``ecn/roce_rp`` defaults): alpha timer 1 us, increase timer
+        300 us, byte counter 32767 B, F = 5, at most one cut per 4 us, min rate 1 Mbit/s.
+        ``hpcc`` (HPCC's ns-3 ``--cc dcqcn``, CC_MODE 1, ``traffic.dcqcn_hpcc``): alpha
+        every 1 us, decrease check every 4 us, increase timer 300 us, no byte counter, F = 1,
+        AI 5 / HAI 50 Mbit/s at 25G, MIN_RATE 1 Gbit/s, CLAMP_TARGET_RATE 0.
         """
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-        if time_scale <= 0:
-            raise ValueError(f"time_scale must be positive, got {time_scale}")
         factor = line_rate_bps / REFERENCE_LINK_RATE_BPS
-        rates = dict(
-            line_rate_bps=line_rate_bps,
-            rate_ai_bps=5e6 * factor,
-            rate_hai_bps=50e6 * factor,
-            min_rate_bps=min(1e6 * factor, line_rate_bps),
-        )
+        rates = dict(line_rate_bps=line_rate_bps, rate_ai_bps=5e6 * factor,
+                     rate_hai_bps=50e6 * factor, profile=profile)
         if profile == "paper":
-            return cls(
-                alpha_timer_s=55e-6 * time_scale,
-                rate_increase_timer_s=55e-6 * time_scale,
-                byte_counter_bytes=10_000_000,
-                rate_decrease_interval_s=0.0,
-                **rates,
-            )
-        return cls(
-            alpha_timer_s=1e-6 * time_scale,
-            rate_increase_timer_s=300e-6 * time_scale,
-            byte_counter_bytes=32767,
-            rate_decrease_interval_s=4e-6 * time_scale,
-            **rates,
-        )
+            return cls(alpha_timer_s=55e-6, rate_increase_timer_s=55e-6,
+                       byte_counter_bytes=10_000_000, rate_decrease_interval_s=0.0,
+                       min_rate_bps=min(1e6, line_rate_bps), **rates)
+        if profile == "mellanox":
+            return cls(alpha_timer_s=1e-6, rate_increase_timer_s=300e-6,
+                       byte_counter_bytes=32767, rate_decrease_interval_s=4e-6,
+                       min_rate_bps=min(1e6, line_rate_bps), **rates)
+        return cls(alpha_timer_s=1e-6, rate_increase_timer_s=300e-6, byte_counter_bytes=0,
+                   rate_decrease_interval_s=4e-6, fast_recovery_steps=1,
+                   min_rate_bps=min(1e9, line_rate_bps), clamp_target_rate=False, **rates)
+
+
+def make_reaction_point(params: DcqcnParams):
+    """The reaction point that runs ``params``: HPCC's CC_MODE 1 model for ``hpcc``, the
+    paper's (with the Mellanox cut coalescing when rate_decrease_interval_s > 0) otherwise."""
+    if params.profile == "hpcc":
+        from traffic.dcqcn_hpcc import HpccDcqcnReactionPoint
+
+        return HpccDcqcnReactionPoint(params)
+    return DcqcnReactionPoint(params)
 
 
 class DcqcnReactionPoint:
@@ -211,6 +218,8 @@ class DcqcnReactionPoint:
         self.advance(now_s)
         if not self._active:
             return
+        if self.params.byte_counter_bytes == 0:
+            return
         self._bytes_since_event += n_bytes
         events, self._bytes_since_event = divmod(
             self._bytes_since_event, self.params.byte_counter_bytes
@@ -239,7 +248,8 @@ class DcqcnReactionPoint:
 
     def _cut(self, now_s: float) -> None:
         p = self.params
-        self._target_bps = self._rate_bps
+        if p.clamp_target_rate or max(self._timer_events, self._byte_events) > 0:
+            self._target_bps = self._rate_bps
         self._rate_bps = max(p.min_rate_bps, self._rate_bps * (1 - self._alpha / 2))
         self._alpha = (1 - p.g) * self._alpha + p.g
         self._timer_events = 0

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 from traffic.cnp import PAPER_CNP_INTERVAL_S, CnpPacer
-from traffic.dcqcn import PROFILES, REFERENCE_LINK_RATE_BPS, DcqcnParams, DcqcnReactionPoint
+from traffic.dcqcn import PROFILES, DcqcnParams, make_reaction_point
+from traffic.dequeue_ecn import DequeueMarker
 from traffic.gobackn import Requester
 from traffic.roce_fastpath import ControlFrames, DataFrames
 from traffic.roce_io import (
@@ -49,11 +50,13 @@ RATE_FIELDS = ["sender", "qpn", "t_s", "rate_bps", "target_bps", "alpha"]
 SPIN_S = 30e-6  # waits shorter than this spin; longer ones sleep in select()
 
 
-def time_scale(value: float, line_rate_bps: float) -> float:
-    """``value``, or with 0 the slow-motion factor 25 Gbit/s / line rate: an emulated link k
-    times slower than the 25G NICs the DCQCN defaults were tuned on keeps the published
-    dynamics per packet when every timer is k times longer (bytes stay as published)."""
-    return value if value > 0 else REFERENCE_LINK_RATE_BPS / line_rate_bps
+def dcqcn_params(args: argparse.Namespace) -> DcqcnParams:
+    """``--dcqcn-params`` (a JSON object of DcqcnParams fields, already in emulated units:
+    kvfabric.dilation.emulate_params), else ``--dcqcn-profile`` preset at the line rate as
+    it is (no dilation)."""
+    if args.dcqcn_params:
+        return DcqcnParams(**json.loads(args.dcqcn_params))
+    return DcqcnParams.preset(args.dcqcn_profile, args.line_rate_bps)
 
 
 def parse_qp(text: str) -> tuple[str, int, int]:
@@ -92,9 +95,8 @@ def build_senders(args: argparse.Namespace) -> tuple[list[QpSender], dict[str, o
         rp = None
         max_burst_s = args.max_burst_s
         if args.cc == "dcqcn":
-            params = DcqcnParams.scaled_to(
-                line, args.dcqcn_profile, time_scale=time_scale(args.dcqcn_time_scale, line))
-            rp = DcqcnReactionPoint(params)
+            params = dcqcn_params(args)
+            rp = make_reaction_point(params)
             max_burst_s = min(max_burst_s, params.rate_increase_timer_s)
         qp = QpSender(local_qpn, frames, req, rp, math.inf if args.unpaced else line,
                       Pacer(max_burst_s))
@@ -232,9 +234,20 @@ def _write_sender_outputs(args, qps: list[QpSender], start: float, end: float,
             "final_rate_bps": qp.rate_bps if not math.isinf(qp.rate_bps) else None,
             "min_rate_bps": min((s.rate_bps for s in qp.rate_samples),
                                 default=qp.rate_bps if not math.isinf(qp.rate_bps) else None),
+            **_lag_stats(qp.pacer.lags_s),
         })
     (out / f"roce_sender_{args.name}.json").write_text(json.dumps(stats, indent=1))
     print(json.dumps(stats), flush=True)
+
+
+def _lag_stats(lags_s: list[float]) -> dict[str, float | None]:
+    """Pacing lag of one QP (s, emulated): how late frames left after their release time."""
+    if not lags_s:
+        return {"pacing_lag_p50_s": None, "pacing_lag_p99_s": None, "pacing_lag_max_s": None}
+    ordered = sorted(lags_s)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"pacing_lag_p50_s": pick(0.5), "pacing_lag_p99_s": pick(0.99),
+            "pacing_lag_max_s": ordered[-1]}
 
 
 # ---- responder ---------------------------------------------------------------------------
@@ -258,11 +271,15 @@ def run_receiver(args: argparse.Namespace) -> int:
         if route.ifname not in tx_socks:
             tx_socks[route.ifname] = SocketTx(open_tx(route.ifname))
         sends[local_qpn] = tx_socks[route.ifname].send
+    dequeue = DequeueMarker(args.dequeue_ecn) if args.dequeue_ecn else None
     print(json.dumps({"ready": True}), flush=True)
     started = time.monotonic()
     unknown = 0
     while not stop.requested and time.monotonic() - started < args.duration_s:
         select.select([rx], [], [], 0.1)
+        # One read of the downlink's queue per wake-up: the packets of a batch left it
+        # within a few microseconds of each other.
+        depth = dequeue.depth_bytes() if dequeue is not None else 0.0
         while (item := recv(rx)) is not None:
             payload, _src, tos = item
             bth = parse_bth(payload)
@@ -272,14 +289,15 @@ def run_receiver(args: argparse.Namespace) -> int:
                 continue
             now = time.monotonic()
             send = sends[bth.dest_qp]
-            for frame in qp.on_packet(bth, is_ce(tos), len(payload), now):
+            ce = is_ce(tos) or (dequeue is not None and dequeue.mark(depth))
+            for frame in qp.on_packet(bth, ce, len(payload), now):
                 send(frame)  # a lost ACK is made good by the next one or the requester's timer
-    _write_receiver_outputs(args, qps, peers, unknown)
+    _write_receiver_outputs(args, qps, peers, unknown, dequeue)
     return 0
 
 
 def _write_receiver_outputs(args, qps: dict[int, ResponderQp], peers: dict[int, str],
-                            unknown: int) -> None:
+                            unknown: int, dequeue: DequeueMarker | None = None) -> None:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = args.time_zero or 0.0
@@ -291,7 +309,8 @@ def _write_receiver_outputs(args, qps: dict[int, ResponderQp], peers: dict[int, 
                 writer.writerow([args.name, qpn, peers[qpn], k, f"{t - t0:.6f}"])
     stats = {"receiver": args.name, "unknown_qp_packets": unknown,
              "cnp_interval_s": args.cnp_interval_s, "ack_coalesce": args.ack_coalesce,
-             "qps": []}
+             "dequeue_marks": dequeue.marks if dequeue else None,
+             "dequeue_decisions": dequeue.decisions if dequeue else None, "qps": []}
     for qpn, qp in qps.items():
         row = {k: v for k, v in vars(qp.stats).items() if k != "message_times_s"}
         stats["qps"].append({"qpn": qpn, "peer": peers[qpn], **row})
@@ -323,8 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout-s", type=float, default=0.02, help="transport timer")
     p.add_argument("--cc", choices=("dcqcn", "none"), default="dcqcn")
     p.add_argument("--dcqcn-profile", choices=PROFILES, default="paper")
-    p.add_argument("--dcqcn-time-scale", type=float, default=0.0,
-                   help="multiply every DCQCN timer; 0: 25 Gbit/s / line rate")
+    p.add_argument("--dcqcn-params", default=None,
+                   help="JSON object of DcqcnParams fields in emulated units (overrides "
+                   "--dcqcn-profile)")
     p.add_argument("--max-burst-s", type=float, default=DEFAULT_MAX_BURST_S)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--max-duration-s", type=float, default=300.0)
@@ -336,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--ack-coalesce", type=int, default=1)
     r.add_argument("--cnp-interval-s", type=float, default=PAPER_CNP_INTERVAL_S)
     r.add_argument("--duration-s", type=float, default=3600.0)
+    r.add_argument("--dequeue-ecn", default=None, metavar="VQ:ADJ:CFG:CLASS",
+                   help="mark at dequeue: BPF map ids of the downlink marker and the class")
     r.add_argument("--time-zero", type=float, default=None)
     args = parser.parse_args(argv)
     return run_sender(args) if args.role == "send" else run_receiver(args)

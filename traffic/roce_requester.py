@@ -26,6 +26,9 @@ a burst after a stall; with DCQCN the endpoint caps it at one rate-increase time
 scale on which DCQCN sets the rate), see ``traffic.roce_endpoint``."""
 
 
+MAX_LAG_SAMPLES = 200_000
+
+
 class Pacer:
     """Release times of a paced flow: each frame of ``n`` bytes at ``rate`` pushes the next
     release ``8n/rate`` later. A sender that wakes late catches up at most ``max_burst_s`` of
@@ -39,10 +42,19 @@ class Pacer:
         self.max_burst_s = max_burst_s
         self.quantum_s = quantum_s
         self.next_s = -math.inf
+        #: How late each frame left after its release time (s; negative: early, within the
+        #: quantum): the fidelity monitor's pacing lag. Bounded, so a long run keeps memory.
+        self.lags_s: list[float] = []
+        self._waiting = True  # the last frame did not leave because of the pace: no lag yet
 
     def ready(self, now_s: float) -> bool:
         """A frame may go: its release time is at most one quantum away."""
         return now_s + self.quantum_s >= self.next_s
+
+    def stalled(self) -> None:
+        """The flow had nothing it may send (no message, or a full window): the next frame's
+        lateness is not the pacer's."""
+        self._waiting = True
 
     @property
     def wake_s(self) -> float:
@@ -51,6 +63,9 @@ class Pacer:
 
     def on_sent(self, now_s: float, frame_bytes: int, rate_bps: float) -> None:
         # A flow's first frame starts the schedule; it has no lost time to make good.
+        if not self._waiting and len(self.lags_s) < MAX_LAG_SAMPLES:
+            self.lags_s.append(now_s - self.next_s)
+        self._waiting = False
         start = now_s if self.next_s == -math.inf else max(self.next_s,
                                                             now_s - self.max_burst_s)
         self.next_s = start + 8 * frame_bytes / rate_bps
@@ -125,6 +140,7 @@ class QpSender:
                 allowed = max_packets - sent
             run = req.next_run(now_s, allowed)
             if run is None:
+                pacer.stalled()
                 break
             last = run.n_packets - 1
             psn = run.first_psn

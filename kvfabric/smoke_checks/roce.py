@@ -28,5 +28,6 @@ def roce_incast() -> str:
     if problems:
         raise RuntimeError("; ".join(problems) + f"; kept {outcome.run_dir}")
     shutil.rmtree(root)
-    return (f"{roce.get('blocks_completed')} blocks, p99 {roce.get('fct_p99_ms', 0):.0f} ms, "
+    return (f"{roce.get('blocks_completed')} blocks, p99 {roce.get('fct_p99_us', 0):.0f} us "
+            f"(target), "
             f"{roce.get('cnps_received', 0)} CNPs, {roce.get('rate_cuts', 0)} rate cuts")

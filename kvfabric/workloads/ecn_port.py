@@ -3,7 +3,7 @@
 With the fabric's traffic classes on (the default ``[queues]``), every port already has the
 lossless class with ECN and PFC and an eBPF marker counting it; we read that one. With
 ``queues.enabled = false`` one marker is attached for the run:
-DSCP 26 on HPCC's ramp scaled to the port rate (``scaled_ecn_ramp``), draining at the port
+DSCP 26 on HPCC's ramp at the port's target rate (``hpcc_ecn_ramp``), draining at the port
 rate over the port's own buffer, so DCQCN has CE marks to react to. That is recorded as an
 approximation: one marked port, no PFC, a single FIFO shared by every class.
 """
@@ -24,7 +24,7 @@ from topologies.queues.spec import (
     PRIORITY_ROCE,
     PortQueues,
     TrafficClass,
-    scaled_ecn_ramp,
+    hpcc_ecn_ramp,
 )
 from topologies.shaping import htb_burst_bytes
 
@@ -64,7 +64,9 @@ class BottleneckEcn:
 
 
 @contextlib.contextmanager
-def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int) -> Iterator[BottleneckEcn]:
+def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int,
+                   dilation: float = 1.0) -> Iterator[BottleneckEcn]:
+    """``dilation``: the port's target rate is its emulated rate x dilation."""
     port = downlink_port(fabric, receiver)
     if getattr(fabric, "queue_settings", None) is not None:
         marker = None
@@ -78,7 +80,7 @@ def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int) -> Iterator[Bottlene
     buffer_bytes = fabric.topo.buffer_bytes
     queues = PortQueues(rate_bps=port.rate_bps, classes=(
         TrafficClass("roce", PRIORITY_ROCE, {DSCP_ROCE}, buffer_bytes, lossless=True,
-                     ecn=scaled_ecn_ramp(port.rate_bps, mtu)),
+                     ecn=hpcc_ecn_ramp(port.rate_bps * dilation, mtu)),
         TrafficClass("other", PRIORITY_DEFAULT, (), buffer_bytes),
     ))
     handle = attach_marker(port.ifname, port.netns)
@@ -92,3 +94,25 @@ def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int) -> Iterator[Bottlene
         yield BottleneckEcn(port, handle, queues, "roce", note)
     finally:
         handle.detach()
+
+
+@contextlib.contextmanager
+def dequeue_marking(ecn: BottleneckEcn) -> Iterator[str | None]:
+    """Move the bottleneck's ECN marking from enqueue to dequeue for a phase: turn the
+    port's own marking off and yield ``VQ:ADJ:CFG:CLASS`` for the responder
+    (traffic/dequeue_ecn.py), which marks each packet against the queue it just left. None
+    (and nothing changed) unless the port's eBPF program marks that class (not with the
+    kernel red backend)."""
+    marker = ecn.marker
+    if marker is None or ecn.roce_class not in marker.class_names:
+        yield None
+        return
+    if not marker.set_ecn(ecn.roce_class, False):
+        yield None  # this port's program does not mark (the red backend does, at enqueue)
+        return
+    try:
+        ids = marker.map_ids()
+        yield (f"{ids['kvf_vq']}:{ids['kvf_adj']}:{ids['kvf_cfg']}:"
+               f"{marker.class_names.index(ecn.roce_class)}")
+    finally:
+        marker.set_ecn(ecn.roce_class, True)

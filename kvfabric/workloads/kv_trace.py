@@ -20,15 +20,20 @@ from typing import Any
 from topologies.leafspine import FabricTopo
 from traffic import kv_patterns, traces
 from traffic.kvcache import MODEL_PRESETS, preset
-from traffic.roce_endpoint import time_scale
 
 from ..schema import Field, SpecIssue
 from .kv_trace_analysis import analyse  # noqa: F401  (part of the workload interface)
 from .roce_incast import FIELDS as INCAST_FIELDS
-from .roce_incast import ROCE_HEADERS_BYTES, _start_together, _wait_all
+from .roce_incast import (
+    ROCE_HEADERS_BYTES,
+    _start_together,
+    _wait_all,
+    receiver_cc_args,
+    sender_cc_args,
+)
 
 _ROCE_KNOBS = {"mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
-               "dcqcn_time_scale", "cnp_interval", "timeout"}
+               "cnp_interval", "timeout"}
 
 FIELDS = [
     Field("prefill", "int", 4, "prefill hosts (after the decode hosts)", minimum=1,
@@ -43,15 +48,15 @@ FIELDS = [
           choices=("mooncake", "azure")),
     Field("max_requests", "int", 50, "use the first N requests", minimum=1,
           maximum=1_000_000),
-    Field("rate", "float", 2.0, "Poisson arrivals per second (no trace)", minimum=0.001,
+    Field("rate", "float", 500.0, "Poisson arrivals per second (no trace)", minimum=0.001,
           maximum=1e6),
-    Field("duration", "duration", "5s", "Poisson arrivals for this long (no trace)",
-          minimum=0.01, maximum=3600),
+    Field("duration", "duration", "20ms", "Poisson arrivals for this long (no trace)",
+          minimum=1e-5, maximum=3600),
     Field("input_tokens", "int", 256, "prompt tokens per request (no trace)", minimum=1,
           maximum=1 << 20),
     Field("output_tokens", "int", 64, "output tokens per request (no trace)", minimum=1,
           maximum=1 << 20),
-    Field("prefill_tokens_per_s", "float", 20_000.0, "prefill compute of one prefill host",
+    Field("prefill_tokens_per_s", "float", 5e6, "prefill compute of one prefill host",
           minimum=1, maximum=1e9),
     Field("mode", "choice", "whole", "whole: KV after prefill; layerwise: layer by layer",
           choices=kv_patterns.MODES),
@@ -83,12 +88,15 @@ def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -
                                 "lower workload.mtu_payload or raise fabric.mtu"))
 
 
-def plan(workload: dict[str, Any], hosts: list[str], seed: int) -> list[kv_patterns.Transfer]:
-    """The transfers, with pool names replaced by fabric hosts."""
+def plan(workload: dict[str, Any], hosts: list[str], seed: int,
+         dilation: float = 1.0) -> list[kv_patterns.Transfer]:
+    """The transfers in emulated time, with pool names replaced by fabric hosts. ``workload``
+    is emulated already (arrival rate / D, prefill speed / D); a trace's timestamps are the
+    target's and are stretched by ``dilation`` here."""
     if workload["trace"]:
         read = traces.read_mooncake if workload["trace_format"] == "mooncake" \
             else traces.read_azure
-        requests = read(workload["trace"]).requests
+        requests = read(workload["trace"], time_scale=dilation).requests
     else:
         arrivals = traces.poisson_arrivals(workload["rate"], duration_s=workload["duration"],
                                            seed=seed)
@@ -123,7 +131,7 @@ def _qpns(p: int, d: int) -> tuple[int, int]:
 def run(ctx) -> None:
     spec, fabric, workload = ctx.spec, ctx.fabric, ctx.spec.workload
     hosts = fabric.topo.host_names()
-    transfers = plan(workload, hosts, spec.experiment["seed"])
+    transfers = plan(workload, hosts, spec.experiment["seed"], spec.scale.dilation)
     if not transfers:
         raise RuntimeError("the plan has no transfers (every request fully cached?)")
     decode = hosts[:workload["decode"]]
@@ -133,8 +141,6 @@ def run(ctx) -> None:
     ctx.record("decode_hosts", decode)
     ctx.record("transfers", len(transfers))
     line = spec.fabric["host_rate"]
-    scale = time_scale(workload["dcqcn_time_scale"], line)
-    ctx.record("dcqcn_time_scale", scale)
     out_dir = ctx.run_dir / "roce"
     out_dir.mkdir(exist_ok=True)
     python = sys.executable
@@ -142,8 +148,7 @@ def run(ctx) -> None:
     for d, host in enumerate(decode):
         argv = [python, "-m", "traffic.roce_endpoint", "recv", "--bind", fabric.host_ips[host],
                 "--name", host, "--out-dir", str(out_dir),
-                "--ack-coalesce", str(workload["ack_coalesce"]),
-                "--cnp-interval-s", repr(workload["cnp_interval"] * scale)]
+                *receiver_cc_args(spec)]
         for p, sender in enumerate(prefill):
             s_qpn, r_qpn = _qpns(p, d)
             argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
@@ -168,8 +173,7 @@ def run(ctx) -> None:
                 "--window", str(workload["window"]),
                 "--timeout-s", repr(workload["retransmit_timeout"]),
                 "--cc", "dcqcn" if workload["transport"] == "roce-dcqcn" else "none",
-                "--dcqcn-profile", workload["dcqcn_profile"],
-                "--dcqcn-time-scale", repr(scale),
+                *sender_cc_args(spec),
                 "--max-duration-s", repr(workload["timeout"])]
         for d, dst in enumerate(decode):
             s_qpn, r_qpn = _qpns(p, d)
@@ -187,7 +191,8 @@ def run(ctx) -> None:
         proc.communicate(timeout=30)
     ctx.facts.setdefault("approximations", []).extend([
         "KV transfers of one NIC per host (NIC 0's share of tensor-parallel shards); "
-        f"DCQCN timers {scale:g}x the published values (slow motion, see docs/roce.md)"])
+        f"time dilation {spec.scale.dilation:g} (rates / D, durations x D, bytes unchanged; "
+        "results in target units, see docs/roce.md)"])
     if failed:
         raise RuntimeError(f"senders {failed} did not complete every transfer")
 

@@ -17,19 +17,27 @@ import time
 from typing import Any
 
 from topologies.leafspine import FabricTopo
+from traffic.dcqcn import PROFILES, DcqcnParams
 from traffic.kvcache import MODEL_PRESETS, preset
-from traffic.roce_endpoint import time_scale
 from traffic.tcp_kv import available_congestion_controls
 
+from ..dilation import emulate_params
 from ..schema import Field, SpecIssue
-from .ecn_port import bottleneck_ecn
+from .ecn_port import bottleneck_ecn, dequeue_marking
 from .hosts import check_receiver_and_senders
+from .path_rtt import measure_path_rtt
 from .roce_incast_analysis import analyse  # noqa: F401  (part of the workload interface)
-from .tcp_incast import choose_senders
+from .tcp_incast import choose_senders, set_rto_min
+
+#: Linux caps a route's rto_min at TCP_RTO_MAX.
+MAX_RTO_MIN_S = 120.0
 
 ROCE_TRANSPORTS = ("roce-dcqcn", "roce-none")
 ROCE_HEADERS_BYTES = 20 + 8 + 12 + 16 + 4  # IPv4, UDP, BTH, RETH (worst case), ICRC
 START_DELAY_S = 0.3  # from the last sender saying ready to the first post
+#: The notification point's CNP spacing per profile, target seconds (Zhu et al.: 50 us;
+#: NVIDIA min_time_between_cnps: 4 us; HPCC's ns-3 echoes ECN on every ACK: none).
+PROFILE_CNP_INTERVAL_S = {"paper": 50e-6, "mellanox": 4e-6, "hpcc": 0.0}
 
 FIELDS = [
     Field("senders", "int", 7, "prefill hosts sending KV blocks", minimum=1, maximum=256),
@@ -40,28 +48,41 @@ FIELDS = [
           maximum=65536),
     Field("tp_size", "int", 8, "tensor-parallel ranks; each NIC carries one rank's shard",
           minimum=1, maximum=64),
+    Field("block_bytes", "size", 0, "bytes per block (one RDMA WRITE); 0 = one KV block of "
+          "the model preset (block_tokens x bytes per token of one tp rank)", minimum=0,
+          maximum=1 << 34),
     Field("blocks", "int", 20, "blocks (rounds) per sender", minimum=1, maximum=100_000),
-    Field("interval", "duration", "250ms", "time between rounds (0: all blocks at once)",
+    Field("interval", "duration", "1ms", "time between rounds (0: all blocks at once)",
           minimum=0, maximum=60),
     Field("transports", "str", "roce-dcqcn,tcp-cubic",
           "comma-separated, run in this order: roce-dcqcn, roce-none, tcp-<cc>"),
     Field("mtu_payload", "int", 1024, "RoCE payload bytes per packet (IB MTU)",
           minimum=256, maximum=4096),
     Field("window", "int", 32, "RoCE packets in flight per QP", minimum=1, maximum=4096),
-    Field("retransmit_timeout", "duration", "200ms", "RoCE transport timer (go-back-N); "
+    Field("retransmit_timeout", "duration", "4ms", "RoCE transport timer (go-back-N); "
           "longer than a PFC pause, or paused packets time out and are sent again",
-          minimum=1e-4, maximum=10),
+          minimum=1e-6, maximum=10),
     Field("ack_coalesce", "int", 4, "RoCE responder: ACK every N packets (and every message's "
           "last); with 1 the Python responder's ACKs cost enough CPU on 2 cores to slow "
           "the transfer (measured p50 256 ms vs 192 ms)", minimum=1, maximum=1024),
-    Field("dcqcn_profile", "choice", "paper", "DCQCN timers: paper or mellanox",
-          choices=("paper", "mellanox")),
-    Field("dcqcn_time_scale", "float", 0.0,
-          "multiply DCQCN timers and the CNP interval; 0: 25 Gbit/s / host rate",
-          minimum=0, maximum=1e6),
-    Field("cnp_interval", "duration", "50us",
-          "notification point: at most one CNP per QP per interval (before time scaling)",
+    Field("dcqcn_profile", "choice", "paper", "DCQCN reaction point and timers: paper, "
+          "mellanox or hpcc (HPCC's ns-3 CC_MODE 1; see docs/roce.md)",
+          choices=PROFILES),
+    Field("ecn_marking", "choice", "enqueue", "where the receiver's downlink marks ECN: "
+          "enqueue (the depth a packet finds, as Linux red does) or dequeue (the depth it "
+          "leaves, as HPCC's ns-3 switch does; eBPF backend, that port only)",
+          choices=("enqueue", "dequeue")),
+    Field("cnp_interval", "duration", None,
+          "notification point: at most one CNP per QP per interval; unset: the profile's "
+          "(paper 50 us, mellanox 4 us, hpcc 0: an echo for every marked packet)",
           minimum=0, maximum=1),
+    Field("tcp_rto_min", "duration", None, "TCP baseline: minimum RTO on every route of the "
+          "senders and the receiver, in target time (dilated like every duration; with "
+          "quickack, no delayed ACKs); unset: the kernel's 200 ms of wall time, undilated",
+          minimum=1e-4, maximum=120),
+    Field("endpoint_rt_priority", "int", 0, "run the RoCE endpoints SCHED_FIFO at this "
+          "priority (below the queue agent's 20) so they wake on time on a busy host; 0: "
+          "normal scheduling", minimum=0, maximum=19),
     Field("tcp_port", "int", 5201, "TCP baseline port on the receiver", minimum=1024,
           maximum=65535),
     Field("timeout", "duration", "120s", "give up a transport's phase after this long",
@@ -74,6 +95,8 @@ def transports(workload: dict[str, Any]) -> list[str]:
 
 
 def block_bytes(workload: dict[str, Any]) -> int:
+    if workload.get("block_bytes"):
+        return workload["block_bytes"]
     model = preset(workload["model"])
     return workload["block_tokens"] * model.bytes_per_token_per_rank(workload["tp_size"])
 
@@ -91,6 +114,10 @@ def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -
                                 "runs (TCP congestion controls are those in "
                                 "/proc/sys/net/ipv4/tcp_available_congestion_control)",
                                 f"use distinct items from: {offered}"))
+    if (workload.get("tcp_rto_min") or 0) > MAX_RTO_MIN_S:
+        issues.append(SpecIssue("workload.tcp_rto_min", f"{workload['tcp_rto_min']:g} s once "
+                                f"dilated, above Linux's limit of {MAX_RTO_MIN_S:g} s",
+                                "lower workload.tcp_rto_min or fabric.dilation"))
     frame_ip_bytes = workload["mtu_payload"] + ROCE_HEADERS_BYTES
     if frame_ip_bytes > topo.mtu:
         issues.append(SpecIssue("workload.mtu_payload", f"{workload['mtu_payload']} B of "
@@ -106,19 +133,44 @@ def run(ctx) -> None:
     size = block_bytes(workload)
     ctx.record("senders", senders)
     ctx.record("block_bytes", size)
-    scale = time_scale(workload["dcqcn_time_scale"], spec.fabric["host_rate"])
+    scale = spec.scale
+    rtt = measure_path_rtt(fabric, senders[0], fabric.host_ips[workload["receiver"]],
+                           scale.dilation)
+    ctx.record("path_rtt", rtt)
     notes = [
         "RoCE endpoints are Python processes (traffic/roce_endpoint.py): frames are real "
         "RoCEv2 on the wire, but the NIC's transport runs in software; pacing releases frames "
         "in quanta of 20 us and after a late wake-up makes good at most 10 ms (capped at one "
-        "DCQCN rate-increase period) of lost time, as a burst",
-        f"DCQCN timers and the CNP interval run {scale:g}x the published values (slow motion: "
-        f"25 Gbit/s over the {spec.fabric['host_rate'] / 1e6:g} Mbit/s host rate); rates "
-        "scale with the link (DcqcnParams.scaled_to), byte counters do not",
+        "DCQCN rate-increase period) of lost time, as a burst (emulated times)",
+        f"time dilation {scale.dilation:g}: the {scale.target_host_rate_bps / 1e9:g} Gbit/s "
+        f"target runs at {scale.emulated_host_rate_bps / 1e6:g} Mbit/s, every duration "
+        "(DCQCN timers, CNP interval, retransmission timer, rounds) x D, bytes unchanged; "
+        "results are in target units",
+        "no link delay is added (no netem): the path's real RTT (kernel ping, idle fabric) "
+        f"was {rtt.get('rtt_avg_s', float('nan')) * 1e6:.0f} us of wall time, "
+        f"{rtt.get('rtt_avg_target_us', float('nan')):.2f} us of target time; the RoCE "
+        "endpoints' own processing adds to it",
     ]
-    with bottleneck_ecn(fabric, workload["receiver"], spec.fabric["mtu"]) as ecn:
+    if any(t.startswith("tcp-") for t in transports(workload)):
+        if workload["tcp_rto_min"] is not None:
+            for host in [workload["receiver"], *senders]:
+                set_rto_min(fabric, host, workload["tcp_rto_min"], quickack=True)
+            ctx.record("tcp_rto_min_emulated_s", workload["tcp_rto_min"])
+            notes.append(f"kernel TCP: rto_min {workload['tcp_rto_min'] * 1e3:g} ms on every "
+                         f"route (the target's {workload['tcp_rto_min'] / scale.dilation * 1e3:g}"
+                         " ms, dilated) and quickack (no delayed ACKs: the kernel's 40 ms "
+                         "delayed-ACK timer cannot be dilated); the rest of TCP (pacing, "
+                         "RTT estimation, timer granularity of a jiffy) runs in real time")
+        else:
+            notes.append("kernel TCP does not dilate: its timers (RTOmin 200 ms, delayed ACKs "
+                         "40 ms) run in real time, so in target terms they are D times "
+                         "shorter than the kernel's; the TCP baseline is a real-time TCP on a "
+                         f"fabric {scale.dilation:g}x slower, not TCP at the target rate "
+                         "(set workload.tcp_rto_min to dilate its minimum RTO)")
+    with bottleneck_ecn(fabric, workload["receiver"], spec.fabric["mtu"],
+                        scale.dilation) as ecn:
         ctx.record("ecn_marker", ecn.describe())
-        ctx.record("dcqcn_time_scale", scale)
+        ctx.record("dcqcn_params", dcqcn_target_params(spec).__dict__)
         ctx.facts.setdefault("approximations", []).extend(
             notes + ([ecn.approximation] if ecn.approximation else []))
         for transport in transports(workload):
@@ -129,7 +181,13 @@ def run(ctx) -> None:
             before = ecn.counters()
             ports_before = _drops(fabric)
             started = time.monotonic()
-            if transport.startswith("roce"):
+            if transport.startswith("roce") and workload["ecn_marking"] == "dequeue":
+                with dequeue_marking(ecn) as maps:
+                    if maps is None:
+                        raise RuntimeError("workload.ecn_marking = dequeue needs the eBPF "
+                                           "ECN marker on the receiver's downlink")
+                    _run_roce(ctx, transport, senders, size, out_dir, ["--dequeue-ecn", maps])
+            elif transport.startswith("roce"):
                 _run_roce(ctx, transport, senders, size, out_dir)
             else:
                 _run_tcp(ctx, transport[4:], senders, size, out_dir)
@@ -139,21 +197,46 @@ def run(ctx) -> None:
             time.sleep(0.5)  # let the queues drain before the next transport
 
 
+def dcqcn_target_params(spec) -> DcqcnParams:
+    """The profile's published parameters at the target host rate (target units)."""
+    return DcqcnParams.preset(spec.workload["dcqcn_profile"], spec.scale.target_host_rate_bps)
+
+
+def endpoint_python(workload: dict[str, Any]) -> list[str]:
+    """The interpreter command of the RoCE endpoints, under chrt with a real-time priority."""
+    prio = workload.get("endpoint_rt_priority") or 0
+    return (["chrt", "-f", str(prio)] if prio else []) + [sys.executable]
+
+
+def sender_cc_args(spec) -> list[str]:
+    """The senders' DCQCN parameters, emulated by the dilation rule, as endpoint arguments."""
+    params = emulate_params(dcqcn_target_params(spec), spec.scale)
+    return ["--dcqcn-params", json.dumps(params.__dict__)]
+
+
+def receiver_cc_args(spec) -> list[str]:
+    """The responder's ACK coalescing and CNP spacing (emulated seconds)."""
+    workload = spec.workload
+    interval = workload["cnp_interval"]
+    if interval is None:
+        interval = spec.scale.emulated_s(PROFILE_CNP_INTERVAL_S[workload["dcqcn_profile"]])
+    return ["--ack-coalesce", str(workload["ack_coalesce"]), "--cnp-interval-s", repr(interval)]
+
+
 def _qpns(index: int) -> tuple[int, int]:
     """(sender QPN, receiver QPN) of sender ``index``'s connection."""
     return 0x100 + index, 0x200 + index
 
 
-def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir) -> None:
+def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir,
+              receiver_args: list[str] = ()) -> None:
     fabric, workload = ctx.fabric, ctx.spec.workload
     receiver = workload["receiver"]
     line = ctx.spec.fabric["host_rate"]
-    scale = ctx.facts["dcqcn_time_scale"]
-    python = sys.executable
-    rx_argv = [python, "-m", "traffic.roce_endpoint", "recv", "--bind",
+    python = endpoint_python(workload)
+    rx_argv = [*python, "-m", "traffic.roce_endpoint", "recv", "--bind",
                fabric.host_ips[receiver], "--name", receiver, "--out-dir", str(out_dir),
-               "--ack-coalesce", str(workload["ack_coalesce"]),
-               "--cnp-interval-s", repr(workload["cnp_interval"] * scale)]
+               *receiver_cc_args(ctx.spec), *receiver_args]
     for i, sender in enumerate(senders):
         s_qpn, r_qpn = _qpns(i)
         rx_argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
@@ -164,7 +247,7 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir) -> No
     procs = []
     for i, sender in enumerate(senders):
         s_qpn, r_qpn = _qpns(i)
-        argv = [python, "-m", "traffic.roce_endpoint", "send",
+        argv = [*python, "-m", "traffic.roce_endpoint", "send",
                 "--qp", f"{fabric.host_ips[receiver]}:{s_qpn}:{r_qpn}", "--name", sender,
                 "--out-dir", str(out_dir), "--messages", str(workload["blocks"]),
                 "--message-bytes", str(size), "--interval-s", repr(workload["interval"]),
@@ -173,8 +256,7 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir) -> No
                 "--window", str(workload["window"]),
                 "--timeout-s", repr(workload["retransmit_timeout"]),
                 "--cc", "dcqcn" if transport == "roce-dcqcn" else "none",
-                "--dcqcn-profile", workload["dcqcn_profile"],
-                "--dcqcn-time-scale", repr(scale),
+                *sender_cc_args(ctx.spec),
                 "--max-duration-s", repr(workload["timeout"])]
         procs.append((sender, fabric.popen(sender, argv, stdin=subprocess.PIPE,
                                            stdout=subprocess.PIPE, text=True)))

@@ -94,8 +94,10 @@ def _rto_ms(seconds: float) -> int:
     return max(1, int(round(seconds * 1e3)))
 
 
-def route_change_argvs(routes: list[dict[str, Any]], rto_min_s: float) -> list[list[str]]:
-    """`ip route change` argv lists that add rto_min to each route of `ip -j route show`."""
+def route_change_argvs(routes: list[dict[str, Any]], rto_min_s: float,
+                       quickack: bool = False) -> list[list[str]]:
+    """`ip route change` argv lists that add rto_min (and with ``quickack`` no delayed ACKs)
+    to each route of `ip -j route show`."""
     argvs = []
     for route in routes:
         argv = ["ip", "route", "change", str(route["dst"])]
@@ -103,13 +105,14 @@ def route_change_argvs(routes: list[dict[str, Any]], rto_min_s: float) -> list[l
                           ("scope", "scope"), ("prefsrc", "src")):
             if route.get(key):
                 argv += [word, str(route[key])]
-        argvs.append(argv + ["rto_min", f"{_rto_ms(rto_min_s)}ms"])
+        argvs.append(argv + ["rto_min", f"{_rto_ms(rto_min_s)}ms"]
+                     + (["quickack", "1"] if quickack else []))
     return argvs
 
 
-def set_rto_min(fabric, host: str, rto_min_s: float) -> None:
+def set_rto_min(fabric, host: str, rto_min_s: float, quickack: bool = False) -> None:
     """Lower (or raise) TCP's minimum RTO for every route of host: the knob Vasudevan et al.
     turn to cure incast. Linux's timer granularity (a jiffy) still bounds it from below."""
     shown = fabric.run(host, ["ip", "-j", "route", "show"])
-    for argv in route_change_argvs(json.loads(shown.stdout or "[]"), rto_min_s):
+    for argv in route_change_argvs(json.loads(shown.stdout or "[]"), rto_min_s, quickack):
         fabric.run(host, argv)

@@ -182,7 +182,7 @@ def test_compare_default_output_folder_is_under_the_results_root(tmp_path):
 
 def test_spec_doc_prints_writes_and_checks(tmp_path):
     printed = kvfabric("spec-doc")
-    assert printed.returncode == 0 and "fabric.host_rate" in printed.stdout
+    assert printed.returncode == 0 and "fabric.target_rate" in printed.stdout
     written = kvfabric("spec-doc", "--write", tmp_path / "ref.md")
     assert written.returncode == 0
     assert (tmp_path / "ref.md").read_text() == printed.stdout

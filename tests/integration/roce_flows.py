@@ -11,12 +11,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kvfabric.dilation import Scale, emulate_params
 from kvfabric.lock import fabric_lock
 from kvfabric.shell import netns_argv
 from topologies.bottleneck import Bottleneck
 from topologies.queues.spec import EcnRamp
 from traffic.cnp import PAPER_CNP_INTERVAL_S
-from traffic.dcqcn import REFERENCE_LINK_RATE_BPS
+from traffic.dcqcn import REFERENCE_LINK_RATE_BPS, DcqcnParams
 
 PREFIX = "kvfrt"
 DEFAULT_RAMP = EcnRamp(15_000, 60_000, 0.2)
@@ -46,14 +47,19 @@ class FlowRun:
 def run_flows(out_dir: Path, *, flows: int, bottleneck_bps: int, line_bps: float,
               messages: int, message_bytes: int, buffer_bytes: int = 150_000,
               ramp: EcnRamp | None = DEFAULT_RAMP, cc: str = "dcqcn",
-              time_scale: float | None = None, sender_args: list[str] = (),
+              dilation: float | None = None, profile: str = "paper",
+              sender_args: list[str] = (),
               receiver_args: list[str] = (), capture: bool = False,
               timeout_s: float = 180.0) -> FlowRun:
-    """``time_scale`` multiplies the DCQCN timers and the CNP interval alike (default: the
-    endpoints' slow motion, 25 Gbit/s / ``line_bps``)."""
-    scale = time_scale or REFERENCE_LINK_RATE_BPS / line_bps
-    sender_args = ["--dcqcn-time-scale", repr(scale), *sender_args]
-    receiver_args = ["--cnp-interval-s", repr(PAPER_CNP_INTERVAL_S * scale), *receiver_args]
+    """The flows run a target fabric ``dilation`` times faster than ``line_bps`` (default: a
+    25 Gbit/s target): DCQCN's ``profile`` preset at the target rate and the paper's CNP
+    interval, emulated by the dilation rule (kvfabric/dilation.py)."""
+    d = dilation or REFERENCE_LINK_RATE_BPS / line_bps
+    scale = Scale(d, line_bps * d, line_bps * d)
+    params = emulate_params(DcqcnParams.preset(profile, scale.target_host_rate_bps), scale)
+    sender_args = ["--dcqcn-params", json.dumps(params.__dict__), *sender_args]
+    receiver_args = ["--cnp-interval-s", repr(scale.emulated_s(PAPER_CNP_INTERVAL_S)),
+                     *receiver_args]
     py = sys.executable
     with fabric_lock("pytest: roce flows"), Bottleneck(PREFIX, flows, bottleneck_bps,
                                                        buffer_bytes, ecn=ramp) as net:

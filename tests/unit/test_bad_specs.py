@@ -57,7 +57,7 @@ def test_cli_run_exits_2_and_writes_nothing(path, tmp_path, capsys):
 @pytest.mark.parametrize("override,field", [
     ("workload.senders=99", "workload.senders"),
     ("fabric.buffer=100", "fabric.buffer"),
-    ("fabric.host_rate=fast", "fabric.host_rate"),
+    ("fabric.target_rate=fast", "fabric.target_rate"),
     ("fabric.nope=1", "fabric.nope"),
 ])
 def test_bad_override_is_rejected_like_a_bad_file(override, field, tmp_path, capsys):

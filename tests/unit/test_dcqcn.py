@@ -13,7 +13,7 @@ T_S = 55e-6  # paper alpha timer and rate-increase timer
 
 def timer_only(**overrides):
     """Paper parameters whose byte counter never fires, so every increase event is a timer."""
-    base = DcqcnParams.scaled_to(LINE_BPS, "paper")
+    base = DcqcnParams.preset("paper", LINE_BPS)
     return dataclasses.replace(base, byte_counter_bytes=10**15, **overrides)
 
 
@@ -28,7 +28,7 @@ def rp_after_two_cuts():
 
 
 def test_first_cnp_sets_rate_to_line_rate_times_one_minus_alpha0_over_two():
-    rp = DcqcnReactionPoint(DcqcnParams.scaled_to(LINE_BPS))
+    rp = DcqcnReactionPoint(DcqcnParams.preset("paper", LINE_BPS))
     assert rp.rate_bps == LINE_BPS and rp.alpha == 1.0
     rp.on_cnp(0.0)
     assert rp.rate_bps == LINE_BPS * (1 - 1.0 / 2)
@@ -130,7 +130,7 @@ def test_byte_counter_fires_once_per_byte_counter_bytes():
 
 
 def test_rate_stays_within_min_rate_and_line_rate():
-    params = DcqcnParams.scaled_to(LINE_BPS)
+    params = DcqcnParams.preset("paper", LINE_BPS)
     rp = DcqcnReactionPoint(params)
     for i in range(200):
         rp.on_cnp(i * 1e-6)
@@ -141,7 +141,7 @@ def test_rate_stays_within_min_rate_and_line_rate():
 
 
 def test_no_timer_runs_before_the_first_cnp():
-    rp = DcqcnReactionPoint(DcqcnParams.scaled_to(LINE_BPS))
+    rp = DcqcnReactionPoint(DcqcnParams.preset("paper", LINE_BPS))
     rp.advance(1.0)
     rp.on_bytes_sent(10**9, 1.0)
     assert (rp.rate_bps, rp.alpha, rp.stage) == (LINE_BPS, 1.0, "line_rate")
@@ -162,7 +162,7 @@ def test_advancing_in_one_jump_equals_advancing_in_small_steps():
 
 
 def test_mellanox_rate_decrease_interval_allows_one_cut_per_interval():
-    params = DcqcnParams.scaled_to(LINE_BPS, "mellanox")
+    params = DcqcnParams.preset("mellanox", LINE_BPS)
     rp = DcqcnReactionPoint(params)
     rp.on_cnp(0.0)
     first_cut = rp.rate_bps
@@ -176,26 +176,30 @@ def test_mellanox_rate_decrease_interval_allows_one_cut_per_interval():
     assert rp.rate_bps < first_cut
 
 
-def test_scaled_to_scales_rate_ai_and_hai_linearly_with_the_link_like_hpcc():
-    p25 = DcqcnParams.scaled_to(25e9)
-    p100 = DcqcnParams.scaled_to(100e9, "mellanox")
-    p100m = DcqcnParams.scaled_to(100e6)
+def test_preset_scales_rate_ai_and_hai_between_target_rates_like_hpcc_run_py():
+    p25 = DcqcnParams.preset("paper", 25e9)
+    p100 = DcqcnParams.preset("mellanox", 100e9)
     assert (p25.rate_ai_bps, p25.rate_hai_bps) == (5e6, 50e6)
     assert (p100.rate_ai_bps, p100.rate_hai_bps) == (20e6, 200e6)
-    assert p100m.rate_ai_bps == pytest.approx(20e3) and p100m.rate_hai_bps == pytest.approx(200e3)
-    assert p100m.min_rate_bps == pytest.approx(4e3)
+    # The NIC's minimum rate and HPCC's MIN_RATE are one value at every link speed.
+    assert p25.min_rate_bps == p100.min_rate_bps == 1e6
+    assert DcqcnParams.preset("hpcc", 100e9).min_rate_bps == 1e9
 
 
 def test_profiles_carry_the_published_timers():
-    paper = DcqcnParams.scaled_to(40e9, "paper")
-    mlx = DcqcnParams.scaled_to(40e9, "mellanox")
+    paper = DcqcnParams.preset("paper", 40e9)
+    mlx = DcqcnParams.preset("mellanox", 40e9)
+    hpcc = DcqcnParams.preset("hpcc", 25e9)
     assert (paper.g, paper.alpha_timer_s, paper.rate_increase_timer_s) == (1 / 256, 55e-6, 55e-6)
     assert (paper.byte_counter_bytes, paper.fast_recovery_steps) == (10_000_000, 5)
     assert paper.rate_decrease_interval_s == 0.0
     assert (mlx.alpha_timer_s, mlx.rate_increase_timer_s) == (1e-6, 300e-6)
     assert (mlx.rate_decrease_interval_s, mlx.byte_counter_bytes) == (4e-6, 32767)
-    slow = DcqcnParams.scaled_to(40e9, "paper", time_scale=10)
-    assert slow.rate_increase_timer_s == pytest.approx(550e-6)
+    assert (hpcc.alpha_timer_s, hpcc.rate_decrease_interval_s, hpcc.rate_increase_timer_s) \
+        == (1e-6, 4e-6, 300e-6)
+    assert (hpcc.g, hpcc.fast_recovery_steps, hpcc.byte_counter_bytes) == (1 / 256, 1, 0)
+    assert (hpcc.rate_ai_bps, hpcc.rate_hai_bps, hpcc.min_rate_bps) == (5e6, 50e6, 1e9)
+    assert hpcc.clamp_target_rate is False and hpcc.profile == "hpcc"
 
 
 @pytest.mark.parametrize("bad", [dict(g=0), dict(line_rate_bps=0), dict(min_rate_bps=0),
@@ -207,8 +211,8 @@ def test_invalid_parameters_are_rejected(bad):
 
 def test_unknown_profile_and_time_going_backwards_raise():
     with pytest.raises(ValueError, match="profile"):
-        DcqcnParams.scaled_to(LINE_BPS, "cisco")
-    rp = DcqcnReactionPoint(DcqcnParams.scaled_to(LINE_BPS))
+        DcqcnParams.preset("cisco", LINE_BPS)
+    rp = DcqcnReactionPoint(DcqcnParams.preset("paper", LINE_BPS))
     rp.advance(1.0)
     with pytest.raises(ValueError, match="backwards"):
         rp.on_cnp(0.5)

@@ -31,3 +31,22 @@ def test_rto_min_is_optional_and_bounded():
         pytest.approx(0.005)
     with pytest.raises(SpecError, match="workload.rto_min"):
         load_spec("tcp_incast", {"workload.rto_min": "10us"})
+
+
+def test_quickack_is_added_to_every_route_when_asked():
+    argvs = route_change_argvs(L3_ROUTES, 0.05, quickack=True)
+    assert all(argv[-4:] == ["rto_min", "50ms", "quickack", "1"] for argv in argvs)
+
+
+def test_roce_incast_tcp_rto_min_is_a_target_duration_dilated_once():
+    from kvfabric.schema import SpecError
+    from kvfabric.spec import load_spec
+
+    spec = load_spec("roce_incast", {"workload.tcp_rto_min": "200ms"})
+    assert spec.workload["tcp_rto_min"] == 0.2 * 250  # 50 s of wall time at D = 250
+    try:
+        load_spec("roce_incast", {"workload.tcp_rto_min": "1s"})  # 250 s > Linux's 120 s
+    except SpecError as err:
+        assert "workload.tcp_rto_min" in {i.field for i in err.issues}
+    else:
+        raise AssertionError("a dilated rto_min above 120 s must be refused")

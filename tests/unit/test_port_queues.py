@@ -113,7 +113,8 @@ def test_queue_spec_fields_resolve_and_bad_values_are_named():
     spec = validate(_spec(kmin="20KB", kmax="80KB", pfc_reaction="10ms"))
     settings = spec.queue_settings()
     assert (settings.kmin_bytes, settings.kmax_bytes) == (20_000, 80_000)
-    assert settings.pfc_reaction_s == pytest.approx(0.01)
+    # A duration in target terms: the emulation's is D times longer (default D = 250).
+    assert settings.pfc_reaction_s == pytest.approx(0.01 * spec.scale.dilation)
     with pytest.raises(SpecError) as err:
         validate(_spec(kmin="90KB", kmax="80KB", cnp_dscp=26, lossless_buffer="1KB"))
     fields = {issue.field for issue in err.value.issues}

@@ -13,9 +13,9 @@ from topologies.queues.spec import (
     PortQueues,
     TrafficClass,
     default_port_queues,
+    hpcc_ecn_ramp,
     pfc_headroom_bytes,
     priority_for_dscp,
-    scaled_ecn_ramp,
 )
 
 
@@ -150,15 +150,15 @@ def test_default_dscp_map():
 # ---- defaults ----------------------------------------------------------------------------------
 
 def test_ecn_ramp_is_hpcc_at_25g_and_scales_with_rate():
-    assert scaled_ecn_ramp(25e9, 1500) == EcnRamp(100_000, 400_000, 0.2)
-    assert scaled_ecn_ramp(100e9, 1500) == EcnRamp(400_000, 1_600_000, 0.2)
+    assert hpcc_ecn_ramp(25e9, 1500) == EcnRamp(100_000, 400_000, 0.2)
+    assert hpcc_ecn_ramp(100e9, 1500) == EcnRamp(400_000, 1_600_000, 0.2)
 
 
 def test_ecn_ramp_floor_keeps_whole_packets_at_emulation_rates():
     """At 20 Mbit/s the scaled HPCC ramp would start at 80 B: floor at 2 MTU, 2 MTU wide."""
-    ramp = scaled_ecn_ramp(20e6, 1500)
+    ramp = hpcc_ecn_ramp(20e6, 1500)
     assert ramp.kmin_bytes == 3_000 and ramp.kmax_bytes == 6_000
-    ramp = scaled_ecn_ramp(1e9, 9000)
+    ramp = hpcc_ecn_ramp(1e9, 9000)
     assert ramp.kmin_bytes == 18_000 and ramp.kmax_bytes == 36_000
 
 

@@ -41,8 +41,13 @@ def test_summary_from_raw_files(tmp_path):
     out = analyse(tmp_path, spec)
     r = out["transports"]["roce-dcqcn"]
     assert r["blocks_completed"] == 4 and r["blocks_expected"] == 4
-    assert r["fct_p50_ms"] == pytest.approx(250)
-    assert r["goodput_bps"] == pytest.approx(8 * 4000 / 1.4)  # first post 0, last done 1.4
+    # Target units (25G, D = 250): emulated 250 ms is 1 ms = 1000 us; rates x 250.
+    assert spec.scale.dilation == 250
+    assert r["fct_p50_ms_emulated"] == pytest.approx(250)
+    assert r["fct_p50_ms"] == pytest.approx(1.0) and r["fct_p50_us"] == pytest.approx(1000)
+    assert r["goodput_bps_emulated"] == pytest.approx(8 * 4000 / 1.4)  # posts 0 .. done 1.4
+    assert r["goodput_bps"] == pytest.approx(250 * 8 * 4000 / 1.4)
+    assert r["dilated"] and not out["transports"]["tcp-cubic"]["dilated"]
     assert (r["cnps_received"], r["rate_cuts"], r["cnps_sent"], r["ce_marked_packets"]) == \
         (7, 7, 7, 22)
     assert r["roce_class_drops_all_ports"] == 0
@@ -50,4 +55,26 @@ def test_summary_from_raw_files(tmp_path):
     assert not out["all_blocks_completed"]  # tcp-cubic has 3 of 4
     rows = list(csv.DictReader((tmp_path / "transports.csv").open()))
     assert [row["transport"] for row in rows] == ["roce-dcqcn", "tcp-cubic"]
+    assert float(rows[0]["fct_p50_us"]) == pytest.approx(1000)
     assert (tmp_path / "roce_incast.png").stat().st_size > 0
+
+
+def test_report_and_show_state_the_target_fabric(tmp_path, capsys):
+    from kvfabric import cli
+    from kvfabric.report import render_run_report
+
+    run = tmp_path / "roce_incast" / "20261201-000000-abcd"
+    run.mkdir(parents=True)
+    summary = {"status": "ok", "error": None, "experiment": "roce_incast",
+               "run_id": run.name, "fabric": {"mode": "l3", "topology": "leafspine"},
+               "scale": {"dilation": 250.0, "target_rate_bps": 25e9,
+                         "emulated_rate_bps": 1e8, "target_fabric_rate_bps": 25e9,
+                         "emulated_fabric_rate_bps": 1e8},
+               "results": {"transports": {"roce-dcqcn": {"fct_p99_us": 3183.0,
+                                                         "fct_p99_ms_emulated": 795.75}}}}
+    (run / "summary.json").write_text(json.dumps(summary))
+    page = render_run_report(run)
+    assert "Target fabric 25 Gbit/s" in page and "250 times slower" in page
+    assert "3183 us" in page and "795.8 ms (emulated)" in page
+    assert cli.main(["show", str(run)]) == 0
+    assert "Target fabric 25 Gbit/s" in capsys.readouterr().out

@@ -141,7 +141,7 @@ def test_paced_sender_sends_at_its_rate_and_frames_decode():
 
 
 def test_cnp_cuts_the_paced_rate():
-    params = DcqcnParams.scaled_to(100e6)
+    params = DcqcnParams.preset("paper", 100e6)
     qp = _sender(100e6, DcqcnReactionPoint(params))
     qp.requester.post(50_000_000, 0.0)
     qp.send_due(0.0, ListTx())

@@ -45,7 +45,7 @@ def test_every_shipped_experiment_validates():
 
 
 @pytest.mark.parametrize("section,values,field,fix_mentions", [
-    ("fabric", {"host_rate": "fast"}, "fabric.host_rate", "100Mbit"),
+    ("fabric", {"target_rate": "fast"}, "fabric.target_rate", "100Mbit"),
     ("fabric", {"mode": "sdn"}, "fabric.mode", "l3, openflow"),
     ("fabric", {"spines": 0}, "fabric.spines", ">= 1"),
     ("fabric", {"spine": 2}, "fabric.spine", "spines"),
@@ -66,8 +66,8 @@ def test_unknown_workload_kind_lists_the_known_ones():
 
 
 def test_all_problems_reported_at_once():
-    issues = _issues(_raw(fabric={"host_rate": "x", "mtu": 10}))
-    assert {"fabric.host_rate", "fabric.mtu"} <= set(issues)
+    issues = _issues(_raw(fabric={"target_rate": "x", "mtu": 10}))
+    assert {"fabric.target_rate", "fabric.mtu"} <= set(issues)
 
 
 def test_cli_rejects_bad_spec_with_exit_2_and_builds_nothing(tmp_path):
@@ -80,3 +80,9 @@ def test_cli_rejects_bad_spec_with_exit_2_and_builds_nothing(tmp_path):
     assert proc.returncode == 2
     assert "fabric.kmin" in proc.stderr and "unknown field" in proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_spec_with_the_old_link_rates_is_told_the_new_fields():
+    issues = _issues(_raw(fabric={"host_rate": "100Mbit"}))
+    assert "fabric.target_rate" in issues["fabric.host_rate"].fix
+    assert "fabric.dilation = 1" in issues["fabric.host_rate"].fix

@@ -52,8 +52,8 @@ def test_units_and_defaults_are_shown():
     page = specdoc.render()
     line = next(ln for ln in page.splitlines() if ln.startswith("| `fabric.buffer`"))
     assert "bytes" in line and '"64KiB"' in line
-    line = next(ln for ln in page.splitlines() if ln.startswith("| `fabric.host_rate`"))
-    assert "bit/s" in line and "10 Gbit/s" in line
+    line = next(ln for ln in page.splitlines() if ln.startswith("| `fabric.target_rate`"))
+    assert "bit/s" in line and "1.6e+03 Gbit/s" in line
 
 
 def test_check_flag_reports_out_of_date(tmp_path, monkeypatch, capsys):

@@ -190,6 +190,21 @@ class MarkerHandle:
         fields[8] = fields[8] | CFG_PAUSED if paused else fields[8] & ~CFG_PAUSED
         cfg_map.update(index, _CFG.pack(*fields))
 
+    def set_ecn(self, name: str, on: bool) -> bool:
+        """Turn the program's ECN marking of class `name` on or off (its ramp stays in the
+        map); returns whether it was on."""
+        index = self._index(name)
+        cfg_map = self.maps["kvf_cfg"]
+        fields = list(_CFG.unpack(cfg_map.lookup(index)))
+        was_on = bool(fields[8] & CFG_ECN)
+        fields[8] = fields[8] | CFG_ECN if on else fields[8] & ~CFG_ECN
+        cfg_map.update(index, _CFG.pack(*fields))
+        return was_on
+
+    def map_ids(self) -> dict[str, int]:
+        """Kernel ids of the maps: another process opens them by id from any namespace."""
+        return {name: m.info.map_id for name, m in self.maps.items()}
+
     def read_timeline(self) -> list[TimelineBin]:
         """Bins completed since the last call, every enabled class, oldest first. Bins older
         than TL_SLOTS x TL_BIN_NS (410 ms) are overwritten: call at least every ~200 ms."""

@@ -1,8 +1,11 @@
 """Fabric-wide queue settings, and the `PortQueues` each port gets from them.
 
-One `QueueSettings` (from the spec's [queues] section) describes every port; `for_port` turns
-it into the classes of one port at that port's rate, so ECN ramps and PFC thresholds scale
-with the link (see `spec.scaled_ecn_ramp`). Zero means "derive it" for every threshold.
+One `QueueSettings` (from the spec's [queues] section, in emulated units) describes every port;
+`for_port` turns it into the classes of one port at that port's emulated rate. Derived byte
+thresholds come from the port's *target* rate (emulated rate x `dilation`: HPCC's ramp at that
+rate, see `spec.hpcc_ecn_ramp`), because time dilation leaves bytes unchanged; the headroom
+(rate x reaction time) is the same in either units. Zero means "derive it" for every
+threshold.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from .spec import (
     PfcThresholds,
     PortQueues,
     TrafficClass,
-    scaled_ecn_ramp,
+    hpcc_ecn_ramp,
 )
 
 #: A host NIC's lossless queue: large, so a paused NIC holds what the application wrote and
@@ -35,7 +38,7 @@ HOST_LOSSLESS_BUFFER_BYTES = 4 << 20
 #: end. The agent's sweep takes about 1 ms on our 2-core VM (median), 3 ms at p90 and
 #: 13 ms at p99 while 8 senders flood the fabric, with stalls up to 50 ms; 50 ms covers them (see
 #: the agent.json of each run for the sweep periods measured there).
-DEFAULT_PFC_REACTION_S = 0.05
+DEFAULT_PFC_REACTION_S = 0.05  # wall-clock: the agent runs in real time whatever the dilation
 
 LOSSLESS = "lossless"
 CNP = "cnp"
@@ -45,6 +48,7 @@ LOSSY = "lossy"
 @dataclass(frozen=True)
 class QueueSettings:
     enabled: bool = True
+    dilation: float = 1.0        # target rate of a port = its emulated rate x dilation
     pfc: bool = True
     ecn: bool = True
     lossy_ecn: bool = False
@@ -52,7 +56,7 @@ class QueueSettings:
     cnp_dscp: int = DSCP_CNP
     lossless_priority: int = PRIORITY_ROCE
     cnp_priority: int = PRIORITY_CNP
-    kmin_bytes: int = 0          # 0: HPCC's ramp scaled to the port rate
+    kmin_bytes: int = 0          # 0: HPCC's ramp at the port's target rate
     kmax_bytes: int = 0
     pmax: float = HPCC_PMAX
     xoff_bytes: int = 0          # 0: 2 x Kmax
@@ -62,19 +66,24 @@ class QueueSettings:
     lossy_buffer_bytes: int = 64 * 1024
     lossless_weight: int = 3
     lossy_weight: int = 1
-    pfc_reaction_s: float = DEFAULT_PFC_REACTION_S
+    pfc_reaction_s: float = 0.0  # 0: DEFAULT_PFC_REACTION_S
     telemetry: bool = True
 
     def ramp(self, rate_bps: int, mtu: int) -> EcnRamp:
-        auto = scaled_ecn_ramp(rate_bps, mtu)
+        auto = hpcc_ecn_ramp(rate_bps * self.dilation, mtu)
         kmin = self.kmin_bytes or auto.kmin_bytes
         kmax = self.kmax_bytes or max(auto.kmax_bytes, kmin)
         return EcnRamp(kmin, kmax, self.pmax)
 
+    @property
+    def reaction_s(self) -> float:
+        """XOFF-to-stop time the headroom covers, emulated (wall-clock) seconds."""
+        return self.pfc_reaction_s or DEFAULT_PFC_REACTION_S
+
     def headroom(self, rate_bps: int, mtu: int, ingress_ports: int) -> int:
         if self.headroom_bytes:
             return self.headroom_bytes
-        in_flight = ingress_ports * rate_bps / 8 * self.pfc_reaction_s
+        in_flight = ingress_ports * rate_bps / 8 * self.reaction_s
         return math.ceil(in_flight) + 2 * (mtu + 14)
 
     def pfc_thresholds(self, rate_bps: int, mtu: int, ingress_ports: int) -> PfcThresholds:

@@ -247,17 +247,18 @@ def _unique(what: str, values: Iterable[object]) -> None:
         seen.add(v)
 
 
-def scaled_ecn_ramp(rate_bps: float, mtu_bytes: int) -> EcnRamp:
-    """HPCC's ECN ramp scaled to `rate_bps`, floored so it still spans whole packets.
+def hpcc_ecn_ramp(target_rate_bps: float, mtu_bytes: int) -> EcnRamp:
+    """HPCC's ECN ramp for a port of the *target* fabric at `target_rate_bps`, floored so it
+    still spans whole packets.
 
     Rule: Kmin = max(100 KB x rate/25G, 2 MTU); Kmax = max(400 KB x rate/25G, Kmin + 2 MTU);
     Pmax = 0.2. Source: alibaba-edu/High-Precision-Congestion-Control
-    simulation/mix/config.txt (Kmin 100 KB, Kmax 400 KB, Pmax 0.2 at 25 Gbit/s, scaled by
-    bw/25G in run.py). The floors keep the ramp from starting below two packets and from
-    collapsing into less than two packets of width at emulation rates (20 Mbit/s would
-    otherwise give Kmin = 80 B, below one frame).
+    simulation/mix/config.txt (Kmin 100 KB, Kmax 400 KB, Pmax 0.2 at 25 Gbit/s) and run.py,
+    which scales the thresholds by bw/25G between target rates (100G: 400 KB / 1.6 MB). The
+    rate is the target's, never the emulated one: thresholds are bytes, which time dilation
+    leaves unchanged (kvfabric/dilation.py). The floors matter only for slow targets.
     """
-    scale = rate_bps / HPCC_REFERENCE_RATE_BPS
+    scale = target_rate_bps / HPCC_REFERENCE_RATE_BPS
     kmin = max(round(HPCC_KMIN_BYTES * scale), 2 * mtu_bytes)
     kmax = max(round(HPCC_KMAX_BYTES * scale), kmin + 2 * mtu_bytes)
     return EcnRamp(kmin, kmax, HPCC_PMAX)
@@ -265,9 +266,10 @@ def scaled_ecn_ramp(rate_bps: float, mtu_bytes: int) -> EcnRamp:
 
 def default_port_queues(rate_bps: int, mtu_bytes: int = 1500,
                         link_delay_s: float = 1e-6) -> PortQueues:
-    """The default three-class port: lossless RoCE, strict CNP, lossy everything else.
+    """The default three-class port of a target fabric at `rate_bps` (target units, no
+    dilation): lossless RoCE, strict CNP, lossy everything else.
 
-    - roce: DSCP 26, priority 3, lossless, weight 3, ECN ramp from `scaled_ecn_ramp`
+    - roce: DSCP 26, priority 3, lossless, weight 3, ECN ramp from `hpcc_ecn_ramp`
       (HPCC defaults scaled by rate/25G, floored at a few MTUs; see there). PFC XOFF at
       2 x Kmax so ECN acts before PFC, XON = XOFF - max(3 KB, 2 MTU) (HPCC resume offset),
       headroom from `pfc_headroom_bytes`; buffer = XOFF + headroom.
@@ -277,7 +279,7 @@ def default_port_queues(rate_bps: int, mtu_bytes: int = 1500,
     """
     if isinstance(mtu_bytes, bool) or not isinstance(mtu_bytes, int) or mtu_bytes < 64:
         raise ValueError(f"mtu_bytes must be an int >= 64, got {mtu_bytes!r}")
-    ramp = scaled_ecn_ramp(rate_bps, mtu_bytes)
+    ramp = hpcc_ecn_ramp(rate_bps, mtu_bytes)
     xoff = 2 * ramp.kmax_bytes
     pfc = PfcThresholds(
         xoff_bytes=xoff,

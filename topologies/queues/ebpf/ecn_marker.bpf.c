@@ -141,6 +141,9 @@ struct l3_info {
 	__u8 ecn;
 };
 
+/* Ethernet + one VLAN tag + an IPv6 header. */
+#define PULL_BYTES 62
+
 static __always_inline void parse_l3(struct __sk_buff *skb, struct l3_info *l3)
 {
 	void *data = (void *)(long)skb->data;
@@ -238,6 +241,11 @@ int kvf_ecn_mark(struct __sk_buff *skb)
 	__u32 rnd;
 	int dropped = 0, ect, mark = 0;
 
+	/* A frame sent from an AF_PACKET TX ring (the RoCE endpoints) carries only its Ethernet
+	 * header in the skb's linear part, the rest stays in the ring's pages: pull the
+	 * headers in, or the DSCP is unreadable and RoCE data falls into the lossy class. */
+	if ((void *)(long)skb->data + PULL_BYTES > (void *)(long)skb->data_end)
+		bpf_skb_pull_data(skb, skb->len < PULL_BYTES ? skb->len : PULL_BYTES);
 	parse_l3(skb, &l3);
 	dscp_key = l3.dscp;
 	cls_ptr = bpf_map_lookup_elem(&kvf_dscp, &dscp_key);
