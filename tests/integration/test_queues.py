@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import shutil
 import subprocess
 import time
@@ -57,8 +58,13 @@ def _ramp_expectation(ramp: EcnRamp, lo: float, hi: float, steps: int = 200) -> 
 @pytest.mark.parametrize("mode", MODES)
 def test_marking_follows_the_ramp(fabric_of, mode):
     """ECT(0) traffic into a bottleneck whose queue sweeps from empty to full and back: the
-    fraction marked in each queue-depth bucket follows Kmin/Kmax/Pmax within 0.05, nothing
-    is marked below Kmin, and every mark arrives at the receiver as CE."""
+    fraction marked in each queue-depth bucket follows Kmin/Kmax/Pmax, nothing is marked
+    below Kmin, and every mark arrives at the receiver as CE.
+
+    The bound per bucket is what the measurement allows: half the ramp's spread over the
+    bucket (the depths within it are not uniform: the bucket at Kmax holds both 0.2 and 1)
+    plus 4 binomial standard deviations for the packets it saw. A fixed 0.05 was 1.4 sigma
+    for a bucket of 200 packets near p = 0.5, and failed once in a few runs."""
     ramp = EcnRamp(20_000, 80_000, 0.2)
     settings = QueueSettings(pfc=False, kmin_bytes=ramp.kmin_bytes, kmax_bytes=ramp.kmax_bytes,
                              pmax=ramp.pmax, lossless_buffer_bytes=120_000)
@@ -84,7 +90,10 @@ def test_marking_follows_the_ramp(fabric_of, mode):
             continue
         expected = _ramp_expectation(ramp, lo, hi)
         measured = marks / ect
-        assert abs(measured - expected) <= 0.05, (i, lo, hi, ect, marks, measured, expected)
+        spread = ramp.probability(hi) - ramp.probability(lo)
+        bound = spread / 2 + 4 * math.sqrt(max(expected * (1 - expected), 0.01) / ect)
+        assert abs(measured - expected) <= bound, (i, lo, hi, ect, marks, measured, expected,
+                                                   bound)
         checked += 1
     print(f"\n{mode}: marked fraction per depth bucket (Kmin 20 KB, Kmax 80 KB, Pmax 0.2)\n"
           + "\n".join(table))
