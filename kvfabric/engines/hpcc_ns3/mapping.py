@@ -160,7 +160,8 @@ def unexpressed(spec: Spec) -> list[str]:
             reported = value != default or (section, f.name) in in_effect_by_default
         if reported:
             where = "workload" if section == kind else section
-            notes.append(f"{where}.{f.name} = {value!r} not expressed: {why}")
+            shown = f"{value:g}" if isinstance(value, float) else repr(value)
+            notes.append(f"{where}.{f.name} = {shown} not expressed: {why}")
     if spec.tenants:
         notes.append("[tenants] not expressed: no tenant isolation in the simulator")
     return notes
