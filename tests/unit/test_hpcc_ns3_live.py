@@ -27,5 +27,5 @@ def test_simulated_8_to_1_incast_reproduces_hpcc_figures(tmp_path):
     assert roce["fct_p50_us"] == pytest.approx(3114, rel=0.02)
     assert roce["fct_p99_us"] == pytest.approx(3183, rel=0.02)
     assert summary["queues"]["bottleneck_depth_max_bytes"] == pytest.approx(815e3, rel=0.1)
-    assert summary["queues"]["pause_events"] == 0
+    assert summary["queues"]["pause_frames_received"] == 0
     assert summary["timings_s"]["simulation"] > 0

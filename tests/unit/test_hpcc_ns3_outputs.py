@@ -81,7 +81,7 @@ def test_imported_run_has_the_emulation_schema_in_target_units(tmp_path):
     assert roce["fct_p50_us"] == pytest.approx(2750)  # target us: no dilation
     assert not imported["results"]["all_blocks_completed"]
     queues = imported["queues"]
-    assert queues["pause_events"] == 2 and queues["resume_events"] == 1
+    assert queues["pause_frames_received"] == 2 and queues["resume_frames_received"] == 1
     assert queues["bottleneck"] == "l1 port 1 -> h1"
     assert queues["bottleneck_depth_max_bytes"] == 4000
     events = results.read_csv(run_dir / "queues" / "pfc_events.csv")

@@ -134,8 +134,8 @@ def _write_queues(run_dir: Path, sim_dir: Path, inputs: SimInputs, names: dict[i
         {"t_s": f"{(e.time_ns - offset_ns) / 1e9:.9f}", "node": names.get(e.node, e.node),
          "port": e.ifindex, "peer": names.get(peers.get((e.node, e.ifindex)), "?"),
          "priority": 3, "event": "pause" if e.pause else "resume"} for e in events])
-    summary: dict[str, Any] = {"pause_events": sum(e.pause for e in events),
-                               "resume_events": sum(not e.pause for e in events),
+    summary: dict[str, Any] = {"pause_frames_received": sum(e.pause for e in events),
+                               "resume_frames_received": sum(not e.pause for e in events),
                                "queue_mean_over": "the transfers' span (first start to last "
                                                   "completion)"}
     if ports:
