@@ -59,7 +59,7 @@ def build_inputs(spec: Spec, link_delay_s: float = 1e-6, queue_monitor: bool = T
         raise NotExportable("the workload plan has no transfers")
     topo = target_topology(spec)
     ids = node_ids(topo)
-    config = simulator_config(spec)
+    config = simulator_config(spec, link_delay_s)
     config.approximations += notes
     config.approximations.append(
         f"every link has {link_delay_s * 1e6:g} us of propagation delay (the spec has no link "

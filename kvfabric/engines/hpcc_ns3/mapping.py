@@ -196,7 +196,7 @@ def link_rates(spec: Spec) -> list[int]:
     return sorted(rates)
 
 
-def simulator_config(spec: Spec) -> SimConfig:
+def simulator_config(spec: Spec, link_delay_s: float = 1e-6) -> SimConfig:
     """CC, ECN, PFC, buffer, payload and ACK keys of config.txt (file names and times are the
     writer's)."""
     workload = spec.target["workload"]
@@ -220,7 +220,7 @@ def simulator_config(spec: Spec) -> SimConfig:
                  "RATE_BOUND": "1", "ACK_HIGH_PRIO": "1", "LINK_DOWN": "0 0 0"})
     ecn_keys, ecn_notes = ecn_maps(spec)
     keys.update(ecn_keys)
-    megabytes, buffer_note = buffer_size_mb(spec)
+    megabytes, buffer_note = buffer_size_mb(spec, link_delay_s)
     keys["BUFFER_SIZE"] = str(megabytes)
     cfg.approximations += ALWAYS + ecn_notes + [buffer_note] + profile_notes(params)
     if transport == "roce-none":
@@ -295,29 +295,34 @@ def ecn_maps(spec: Spec) -> tuple[dict[str, str], list[str]]:
              "PMAX_MAP": " ".join([count, *pmax])}, notes)
 
 
-def buffer_size_mb(spec: Spec) -> tuple[int, str]:
-    """The largest switch's lossless buffers (per port, as kvfabric sizes them) summed and
-    rounded up to whole MB (the simulator's unit: 1024 x 1024 B)."""
+def buffer_size_mb(spec: Spec, link_delay_s: float = 1e-6) -> tuple[int, str]:
+    """The largest switch's per-port lossless buffers summed and rounded up to whole MB (the
+    simulator's unit: 1024 x 1024 B). A port's buffer is queues.lossless_buffer when set,
+    else XOFF plus the headroom: queues.headroom when set, else the simulator's own
+    (3 x rate x link delay; kvfabric's derived headroom covers its real-time agent, which the
+    simulator does not have)."""
     settings = spec.queue_settings()
+    queues = spec.target["queues"]
     topo = target_topology(spec)
     mtu = spec.fabric["mtu"]
     worst = 0
     for router in topo.routers():
         total = 0
-        ports = topo.neighbors(router)
-        for peer in ports:
-            info = topo.linkInfo(router, peer)
-            rate = spec.scale.emulated_bps(info["rate_bps"])
-            if settings is not None:
-                port = settings.for_port(int(rate), mtu, host=False,
-                                         ingress_ports=len(ports) - 1)
-                total += port.classes[0].buffer_bytes
-            else:
+        for peer in topo.neighbors(router):
+            rate = topo.linkInfo(router, peer)["rate_bps"]
+            if settings is None:
                 total += spec.fabric["buffer"]
+            elif queues["lossless_buffer"]:
+                total += queues["lossless_buffer"]
+            else:
+                emulated = int(spec.scale.emulated_bps(rate))
+                xoff = settings.pfc_thresholds(emulated, mtu, 1).xoff_bytes
+                headroom = queues["headroom"] or math.ceil(3 * rate * link_delay_s / 8)
+                total += xoff + headroom
         worst = max(worst, total)
     megabytes = max(1, math.ceil(worst / (1 << 20)))
-    return megabytes, (f"BUFFER_SIZE {megabytes} MB: the per-port lossless buffers of the "
-                       f"largest switch ({worst} B) summed into one shared buffer")
+    return megabytes, (f"BUFFER_SIZE {megabytes} MB: the largest switch's per-port lossless "
+                       f"buffers (XOFF + headroom, {worst} B in all) as one shared buffer")
 
 
 def _num(value: float) -> str:
