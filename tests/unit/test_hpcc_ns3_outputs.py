@@ -88,3 +88,14 @@ def test_imported_run_has_the_emulation_schema_in_target_units(tmp_path):
     assert (events[0]["node"], events[0]["peer"], events[0]["event"]) == ("l1", "h2", "pause")
     assert (run_dir / "roce_incast.png").exists()
     json.dumps(imported, default=str)
+
+
+def test_without_the_queue_monitor_no_depth_is_reported(tmp_path):
+    spec = load_spec(str(ROOT / "bench" / "fidelity_incast.toml"))
+    inputs = build_inputs(spec, queue_monitor=False)
+    assert inputs.config.keys["QLEN_MON_END"] == inputs.config.keys["QLEN_MON_START"]
+    assert any("queue monitor off" in n for n in inputs.config.approximations)
+    imported = import_outputs(spec, inputs, OUTPUTS, tmp_path)
+    assert imported["queues"]["queue_monitor"] is False
+    assert "bottleneck" not in imported["queues"]
+    assert imported["queues"]["pause_frames_received"] == 2

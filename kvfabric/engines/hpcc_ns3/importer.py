@@ -120,7 +120,7 @@ def _write_queues(run_dir: Path, sim_dir: Path, inputs: SimInputs, names: dict[i
     out = run_dir / "queues"
     out.mkdir(exist_ok=True)
     peers = port_peers(inputs)
-    _, hist = parse_qlen(sim_dir / "qlen.txt")
+    _, hist = parse_qlen(sim_dir / "qlen.txt") if inputs.queue_monitor else (None, {})
     ports = []
     for (node, port), counts in sorted(hist.items()):
         stats = histogram_stats(counts, span_samples)
@@ -134,7 +134,8 @@ def _write_queues(run_dir: Path, sim_dir: Path, inputs: SimInputs, names: dict[i
         {"t_s": f"{(e.time_ns - offset_ns) / 1e9:.9f}", "node": names.get(e.node, e.node),
          "port": e.ifindex, "peer": names.get(peers.get((e.node, e.ifindex)), "?"),
          "priority": 3, "event": "pause" if e.pause else "resume"} for e in events])
-    summary: dict[str, Any] = {"pause_frames_received": sum(e.pause for e in events),
+    summary: dict[str, Any] = {"queue_monitor": inputs.queue_monitor,
+                               "pause_frames_received": sum(e.pause for e in events),
                                "resume_frames_received": sum(not e.pause for e in events),
                                "queue_mean_over": "the transfers' span (first start to last "
                                                   "completion)"}

@@ -38,6 +38,7 @@ class SimInputs:
     plan: list[SimFlow] = field(default_factory=list)
     node_ids: dict[str, int] = field(default_factory=dict)
     link_delay_s: float = 1e-6
+    queue_monitor: bool = True
 
     def write(self, folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -71,12 +72,15 @@ def build_inputs(spec: Spec, link_delay_s: float = 1e-6, queue_monitor: bool = T
     start_ns = int(round(START_OFFSET_S * 1e9))
     keys["QLEN_MON_START"] = str(start_ns)
     keys["QLEN_MON_END"] = str(qlen_end_ns if queue_monitor else start_ns)
+    if not queue_monitor:
+        config.approximations.append("queue monitor off (--no-queue-monitor): no queue "
+                                     "depths in this run")
     keys["SIMULATOR_STOP_TIME"] = _num(stop_s)
     ordered = {k: keys[k] for k in CONFIG_ORDER if k in keys}
     config.keys = ordered
     return SimInputs(config, topology_text(topo, ids, link_delay_s), flow_text(flows, ids),
                      trace_text([ids[n] for n in trace_nodes]), plan=flows, node_ids=ids,
-                     link_delay_s=link_delay_s)
+                     link_delay_s=link_delay_s, queue_monitor=queue_monitor)
 
 
 def horizon(flows: list[SimFlow], host_rate_bps: float) -> tuple[float, int]:
