@@ -33,9 +33,10 @@ def format_value(key: str, value: Any) -> str:
         return format_size(value) if value >= 1024 else f"{value:g} B"
     if key.endswith("_s"):
         return f"{value * 1e3:.3g} ms" if abs(value) < 1 else f"{value:.3g} s"
-    if key.endswith(("_us", "_ms", "_ms_emulated")):
-        unit = "us" if key.endswith("_us") else "ms"
-        return f"{value:.4g} {unit}" + (" (emulated)" if key.endswith("_emulated") else "")
+    if key.endswith("_emulated"):
+        return format_value(key.removesuffix("_emulated"), value) + " (emulated)"
+    if key.endswith(("_us", "_ms")):
+        return f"{value:.4g} {key[-2:]}"
     if key.endswith(("_utilisation", "_fraction", "_ratio")):
         return f"{value:.1%}"
     if isinstance(value, float):
