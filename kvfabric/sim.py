@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
                    "(the spec has none; HPCC's topologies use 1us)")
     p.add_argument("--no-queue-monitor", action="store_true", help="skip qlen.txt (its "
                    "100 ns sampling of every switch port dominates large fabrics)")
+    p.add_argument("--trace", metavar="NODES", help="comma-separated hosts/switches whose "
+                   "packets the simulator traces into sim/mix.tr (its binary format; decode "
+                   "it with the simulator's own analysis/trace_reader)")
     p.add_argument("--timeout", type=float, default=None, help="give up after SECONDS")
     p.set_defaults(func=_cmd)
 
@@ -49,7 +52,9 @@ def _cmd(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, overrides)
     delay = parse_duration_s(args.link_delay)
     try:
-        inputs = build_inputs(spec, link_delay_s=delay, queue_monitor=not args.no_queue_monitor)
+        trace = tuple(n.strip() for n in (args.trace or "").split(",") if n.strip())
+        inputs = build_inputs(spec, link_delay_s=delay, queue_monitor=not args.no_queue_monitor,
+                              trace_nodes=trace)
     except NotExportable as exc:
         print(f"kvfabric sim: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -133,3 +133,13 @@ def test_horizon_leaves_room_for_every_byte_and_ends_on_a_queue_dump():
     assert qlen_end_ns % 100_000_000 == 0
     assert qlen_end_ns >= (2.0 + 0.01 + 2 * 16e6 / 25e9) * 1e9
     assert stop_s > qlen_end_ns / 1e9
+
+
+def test_traced_nodes_are_listed_by_simulator_id_and_unknown_ones_refused():
+    spec = load_spec(FIDELITY)
+    inputs = build_inputs(spec, trace_nodes=("l1", "h1"))
+    assert inputs.trace == "2\n9 0\n"
+    assert inputs.config.keys["ENABLE_TRACE"] == "1"
+    assert build_inputs(spec).config.keys["ENABLE_TRACE"] == "0"
+    with pytest.raises(NotExportable, match="h99"):
+        build_inputs(spec, trace_nodes=("h99",))

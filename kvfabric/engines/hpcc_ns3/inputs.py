@@ -60,6 +60,13 @@ def build_inputs(spec: Spec, link_delay_s: float = 1e-6, queue_monitor: bool = T
         raise NotExportable("the workload plan has no transfers")
     topo = target_topology(spec)
     ids = node_ids(topo)
+    unknown = [n for n in trace_nodes if n not in ids]
+    if unknown:
+        from .plan import NotExportable
+
+        raise NotExportable(f"--trace {','.join(unknown)}: no such node (hosts h1..h"
+                            f"{len(topo.host_names())}, switches {', '.join(topo.routers()[:4])}"
+                            "...)")
     config = simulator_config(spec, link_delay_s)
     config.approximations += notes
     config.approximations.append(
