@@ -50,8 +50,8 @@ def locate(explicit: str | None = None) -> tuple[Simulator | None, str]:
         binary = path / candidate
         if binary.is_file() and os.access(binary, os.X_OK):
             return Simulator(binary.resolve(), path.resolve()), f"{binary}"
-    return None, (f"{path} has no built simulator ({' or '.join(BINARY_CANDIDATES)}): run "
-                  "`./waf configure` and `./waf build` there as its README says")
+    return None, (f"{path} has no built simulator ({' or '.join(BINARY_CANDIDATES)}): build "
+                  "it as its README says")
 
 
 @dataclass(frozen=True)
