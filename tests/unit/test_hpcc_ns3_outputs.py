@@ -99,3 +99,12 @@ def test_without_the_queue_monitor_no_depth_is_reported(tmp_path):
     assert imported["queues"]["queue_monitor"] is False
     assert "bottleneck" not in imported["queues"]
     assert imported["queues"]["pause_frames_received"] == 2
+
+
+def test_a_tcp_phase_that_is_not_simulated_does_not_count_as_missing(tmp_path):
+    spec = load_spec(str(ROOT / "bench" / "fidelity_incast.toml"),
+                     {"workload.transports": "roce-dcqcn,tcp-cubic", "workload.senders": 2})
+    inputs = build_inputs(spec)
+    imported = import_outputs(spec, inputs, OUTPUTS, tmp_path)
+    assert list(imported["results"]["transports"]) == ["roce-dcqcn"]
+    assert imported["results"]["all_blocks_completed"]

@@ -27,7 +27,11 @@ def simulated_spec(spec: Spec) -> Spec:
     scale = Scale(1.0, spec.scale.target_host_rate_bps, spec.scale.target_fabric_rate_bps)
     fabric = dict(spec.target["fabric"], host_rate=int(scale.target_host_rate_bps),
                   fabric_rate=int(scale.target_fabric_rate_bps), dilation=1.0)
-    return dataclasses.replace(spec, fabric=fabric, workload=dict(spec.target["workload"]),
+    workload = dict(spec.target["workload"])
+    if "transports" in workload:  # only the RoCE phase is simulated (plan.py says so)
+        workload["transports"] = ",".join(
+            t.strip() for t in workload["transports"].split(",") if t.strip().startswith("roce"))
+    return dataclasses.replace(spec, fabric=fabric, workload=workload,
                                queues=dict(spec.target["queues"]), scale=scale)
 
 
