@@ -86,7 +86,7 @@ def test_imported_run_has_the_emulation_schema_in_target_units(tmp_path):
     assert queues["bottleneck_depth_max_bytes"] == 4000
     events = results.read_csv(run_dir / "queues" / "pfc_events.csv")
     assert (events[0]["node"], events[0]["peer"], events[0]["event"]) == ("l1", "h2", "pause")
-    assert (run_dir / "roce_incast.png").exists()
+    assert (run_dir / "roce_incast.png").exists() and (run_dir / "queues.png").exists()
     json.dumps(imported, default=str)
 
 
