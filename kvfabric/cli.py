@@ -172,9 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("clean", help="remove what a crashed run left (only kvfabric's)")
     p.set_defaults(func=_cmd_clean)
     # Subcommands that live in their own modules; each adds its parser and handler.
-    from . import compare, smoke, specdoc, sweep
+    from . import compare, sim, smoke, specdoc, sweep
 
-    for module in (sweep, compare, smoke, specdoc):
+    for module in (sweep, compare, smoke, specdoc, sim):
         module.add_parser(sub)
     return parser
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import results
+from .engine_compare import QUEUE_MEAN_NOTE, engine_rows, plot_engines, wants_engine_section
 from .report import format_spec_value, format_value, md_table, read_spec
 from .schema import SpecError, SpecIssue
 
@@ -29,8 +30,12 @@ def load_runs(refs: list[str], root: Path, origin: str | None = None) -> list[di
     runs = []
     for ref in refs:
         run_dir = results.find_run(ref, root, origin)
-        runs.append({"dir": run_dir, "summary": results.load_summary(run_dir),
-                     "spec": _flatten(read_spec(run_dir))})
+        summary = results.load_summary(run_dir)
+        spec = _flatten(read_spec(run_dir))
+        spec["run.engine"] = summary.get("engine") or "emulation"
+        if spec["run.engine"] != "emulation":  # a simulator runs the target at its real rate
+            spec["fabric.dilation"] = (summary.get("scale") or {}).get("dilation", 1.0)
+        runs.append({"dir": run_dir, "summary": summary, "spec": spec})
     return runs
 
 
@@ -87,6 +92,12 @@ def write_comparison(runs: list[dict[str, Any]], out_dir: Path) -> Path:
                                  for k in differing]) + [""]
     else:
         out += ["The runs have identical specs (repeats).", ""]
+    if wants_engine_section(runs):
+        plot = plot_engines(runs, labels, out_dir / "engines.png")
+        out += ["## Emulation and simulation (target units)", ""]
+        out += md_table(header, engine_rows(runs)) + ["", QUEUE_MEAN_NOTE, ""]
+        if plot:
+            out += [f"![{plot.name}]({plot.name})", ""]
     out += ["## Results", ""]
     out += md_table(header, [[k, *(format_value(k, (r["summary"].get("results") or {}).get(k))
                                    for r in runs)] for k in result_keys]) + [""]

@@ -52,6 +52,26 @@ def _run_point_for_real(lock_wait_s: float) -> RunPoint:
     return run
 
 
+def _run_point_simulated(ns3: str | None) -> RunPoint:
+    """Each point on HPCC's ns-3 (kvfabric sim): no root, no fabric lock."""
+    from types import SimpleNamespace
+
+    from .engines.hpcc_ns3 import simulator
+    from .engines.hpcc_ns3.inputs import build_inputs
+    from .sim import run_simulation
+
+    sim, why = simulator.locate(ns3)
+    if sim is None:
+        raise SpecError([SpecIssue("--ns3", why, "give --ns3 PATH or set "
+                                   f"${simulator.ENV_VAR}")])
+
+    def run(spec: Spec, run_dir: Path):
+        summary = run_simulation(spec, build_inputs(spec), sim, run_dir.parent,
+                                 run_dir=run_dir)
+        return SimpleNamespace(status=summary["status"], summary=summary)
+    return run
+
+
 def new_sweep_dir(results_root: Path, experiment: str) -> Path:
     path = results.new_run_dir(results_root, experiment)
     final = path.with_name("sweep-" + path.name)
@@ -59,7 +79,8 @@ def new_sweep_dir(results_root: Path, experiment: str) -> Path:
     return final
 
 
-def find_unfinished(results_root: Path, experiment: str, plan: SweepPlan) -> Path | None:
+def find_unfinished(results_root: Path, experiment: str, plan: SweepPlan,
+                    engine: str = "emulation") -> Path | None:
     """The newest unfinished sweep folder of the same plan, if any."""
     candidates = []
     for state_path in (results_root / experiment).glob(f"sweep-*/{STATE_FILE}"):
@@ -67,7 +88,8 @@ def find_unfinished(results_root: Path, experiment: str, plan: SweepPlan) -> Pat
             state = json.loads(state_path.read_text())
         except (OSError, ValueError):
             continue
-        if _plan_id_of(state) == plan.plan_id and state.get("status") != "complete":
+        if (_plan_id_of(state) == plan.plan_id and state.get("status") != "complete"
+                and state.get("engine", "emulation") == engine):
             candidates.append(state_path.parent)
     return max(candidates, key=lambda p: p.name) if candidates else None
 
@@ -136,7 +158,8 @@ def _sigterm_interrupts():
 
 
 def run_sweep(plan: SweepPlan, sweep_dir: Path, run_point: RunPoint,
-              say: Callable[[str], None] = print, force: bool = False) -> dict[str, Any]:
+              say: Callable[[str], None] = print, force: bool = False,
+              engine: str = "emulation") -> dict[str, Any]:
     """Run what is not done yet; returns the final state (also in sweep_dir/sweep.json)."""
     specs = validate_points(plan, force)  # every point, before anything runs
     state_path = sweep_dir / STATE_FILE
@@ -144,6 +167,10 @@ def run_sweep(plan: SweepPlan, sweep_dir: Path, run_point: RunPoint,
     if _plan_id_of(state) != plan.plan_id:
         raise SpecError([SpecIssue(str(sweep_dir), "holds a different sweep plan",
                                    "resume it with --resume DIR alone, or start a new sweep")])
+    if state.setdefault("engine", engine) != engine:
+        raise SpecError([SpecIssue("--engine", f"{sweep_dir} was swept on "
+                                   f"{state['engine']}", f"resume it with --engine "
+                                   f"{state['engine']}, or start a new sweep")])
     state["status"] = "running"
     state["plan"]["metric"] = plan.metric  # --metric may re-plot a finished sweep
     state["plan_id"] = plan.plan_id
@@ -233,6 +260,11 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true",
                    help="accept fabrics larger than this host can bring up in reasonable "
                    "time and memory")
+    p.add_argument("--engine", choices=("emulation", "hpcc-ns3"), help="run every point "
+                   "on the emulation (default) or on HPCC's ns-3 simulator (kvfabric sim; "
+                   "no root)")
+    p.add_argument("--ns3", metavar="PATH", help="the simulator for --engine hpcc-ns3 "
+                   "(default $KVFABRIC_NS3)")
     p.add_argument("--lock-wait", type=_lock_wait_option, metavar="SECONDS",
                    help=f"how long each run queues for the fabric lock (default "
                    f"${WAIT_ENV} or {DEFAULT_LOCK_WAIT_S:g})")
@@ -266,6 +298,7 @@ def _cmd(args: argparse.Namespace) -> int:
                                        f"run kvfabric sweep --resume {args.resume}")])
         sweep_dir = Path(args.resume)
         plan = SweepPlan.from_dict(load_state(sweep_dir)["plan"])
+        args.engine = args.engine or load_state(sweep_dir).get("engine")
         plan.metric = args.metric or plan.metric
     else:
         if not args.spec:
@@ -274,7 +307,8 @@ def _cmd(args: argparse.Namespace) -> int:
         plan = make_plan(args.spec, args.param, args.repeat, args.metric,
                          _overrides(args.set))
         sweep_dir = None
-    specs = validate_points(plan, args.force)
+    # The host's emulation limits do not bound a simulated sweep.
+    specs = validate_points(plan, args.force or args.engine == "hpcc-ns3")
     runs = len(plan.runs())
     if args.dry_run:
         print(f"{_command_line(plan)}\n{runs} runs ({len(specs)} points x {plan.repeat}), "
@@ -282,7 +316,8 @@ def _cmd(args: argparse.Namespace) -> int:
         for run in plan.runs():
             print(f"  {run['dir']}")
         return 0
-    if os.geteuid() != 0:
+    engine = args.engine or "emulation"
+    if engine == "emulation" and os.geteuid() != 0:
         print("kvfabric sweep needs root (network namespaces, tc, OVS): run it with sudo",
               file=sys.stderr)
         return 2
@@ -291,13 +326,15 @@ def _cmd(args: argparse.Namespace) -> int:
     created = False
     if sweep_dir is None:
         root = results.prepare_root(args.results)
-        sweep_dir = None if args.fresh else find_unfinished(root, specs[0].name, plan)
+        sweep_dir = None if args.fresh else find_unfinished(root, specs[0].name, plan, engine)
         if sweep_dir is None:
             sweep_dir, created = new_sweep_dir(root, specs[0].name), True
             print(f"sweep of {runs} runs ({len(specs)} points x {plan.repeat}) in {sweep_dir}")
     started = time.monotonic()
+    run_point = (_run_point_for_real(wait) if engine == "emulation"
+                 else _run_point_simulated(args.ns3))
     try:
-        state = run_sweep(plan, sweep_dir, _run_point_for_real(wait),
+        state = run_sweep(plan, sweep_dir, run_point, engine=engine,
                           say=lambda text: print(text, file=sys.stderr, flush=True),
                           force=args.force)
     except FabricBusy:

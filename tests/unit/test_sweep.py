@@ -209,3 +209,14 @@ def test_dry_run_validates_and_lists_runs_without_running(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "8 runs (8 points x 1), every point valid" in out and "008-senders=15-r1" in out
     assert not list(tmp_path.iterdir())
+
+
+def test_a_sweep_records_its_engine_and_resumes_only_on_it(tmp_path):
+    first = FakeRunner(interrupt_at=2)
+    state = sweep.run_sweep(_plan(), tmp_path, first, say=lambda _: None, engine="hpcc-ns3")
+    assert state["engine"] == "hpcc-ns3" and state["status"] == "interrupted"
+    with pytest.raises(SpecError, match="swept on hpcc-ns3"):
+        sweep.run_sweep(_plan(), tmp_path, FakeRunner(), say=lambda _: None)
+    state = sweep.run_sweep(_plan(), tmp_path, FakeRunner(), say=lambda _: None,
+                            engine="hpcc-ns3")
+    assert state["status"] == "complete"

@@ -1,0 +1,141 @@
+"""`kvfabric sim SPEC --engine hpcc-ns3`: the same spec and workload plan on a packet simulator.
+
+Writes the simulator's inputs (sim/ in the run folder, or ``--export-only DIR``), runs it
+(``--ns3 PATH`` or ``$KVFABRIC_NS3``), and imports its outputs into the run folder in the
+results schema of emulated runs, in target units (dilation 1). No root, no fabric lock: the
+simulator touches no network state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import results
+from .engines.hpcc_ns3 import simulator
+from .engines.hpcc_ns3.importer import import_outputs
+from .engines.hpcc_ns3.inputs import build_inputs
+from .engines.hpcc_ns3.plan import NotExportable
+from .spec import Spec, load_spec, to_toml
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sim", help="run a spec on a packet simulator (HPCC's ns-3)")
+    p.add_argument("spec")
+    p.add_argument("--engine", default="hpcc-ns3", choices=("hpcc-ns3",))
+    p.add_argument("--ns3", metavar="PATH", help=f"built simulation/ folder or its "
+                   f"scratch/third binary (default ${simulator.ENV_VAR})")
+    p.add_argument("--export-only", metavar="DIR", help="write the inputs there, do not run")
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE")
+    p.add_argument("--results", metavar="DIR", help="results root (default ./results)")
+    p.add_argument("--link-delay", default="1us", help="propagation delay of every link "
+                   "(the spec has none; HPCC's topologies use 1us)")
+    p.add_argument("--no-queue-monitor", action="store_true", help="skip qlen.txt (its "
+                   "100 ns sampling of every switch port dominates large fabrics)")
+    p.add_argument("--trace", metavar="NODES", help="comma-separated hosts/switches whose "
+                   "packets the simulator traces into sim/mix.tr (its binary format; decode "
+                   "it with the simulator's own analysis/trace_reader)")
+    p.add_argument("--timeout", type=float, default=None, help="give up after SECONDS")
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    from .cli import _parse_override
+    from .units import parse_duration_s
+
+    overrides = dict(_parse_override(item) for item in args.set or [])
+    spec = load_spec(args.spec, overrides, force=True)  # no host limit on a simulated fabric
+    delay = parse_duration_s(args.link_delay)
+    try:
+        trace = tuple(n.strip() for n in (args.trace or "").split(",") if n.strip())
+        inputs = build_inputs(spec, link_delay_s=delay, queue_monitor=not args.no_queue_monitor,
+                              trace_nodes=trace)
+    except NotExportable as exc:
+        print(f"kvfabric sim: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.export_only:
+        out = Path(args.export_only)
+        inputs.write(out)
+        (out / "approximations.txt").write_text("\n".join(inputs.config.approximations) + "\n")
+        print(f"simulator inputs for {len(inputs.plan)} flows in {out}/ (config.txt, "
+              "topology.txt, flow.txt, trace.txt, approximations.txt)")
+        return EXIT_OK
+    sim, why = simulator.locate(args.ns3)
+    if sim is None:
+        print(f"kvfabric sim: {why}", file=sys.stderr)
+        return EXIT_USAGE
+    outcome = run_simulation(spec, inputs, sim, results.results_root(args.results),
+                             timeout_s=args.timeout)
+    print(f"\n{outcome['status'].upper()}: results in {outcome['run_dir']}")
+    if outcome.get("error"):
+        print(f"  {outcome['error']}")
+    print(f"  simulator wall time   {outcome['timings_s']['simulation']:.2f} s")
+    return EXIT_OK if outcome["status"] == "ok" else EXIT_FAILED
+
+
+def run_simulation(spec: Spec, inputs, sim: simulator.Simulator, root: Path,
+                   timeout_s: float | None = None, run_dir: Path | None = None) -> dict[str, Any]:
+    """Export, run, import; the run folder's summary.json (also returned)."""
+    run_dir = run_dir or results.new_run_dir(root, spec.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "spec.toml").write_text(to_toml(spec))
+    sim_dir = run_dir / "sim"
+    inputs.write(sim_dir)
+    status, error = "ok", None
+    started = time.monotonic()
+    try:
+        ran = simulator.run(sim, sim_dir, timeout_s=timeout_s)
+        wall, cpu = ran.wall_s, ran.cpu_s
+        if ran.returncode != 0:
+            status, error = "failed", f"simulator exited with {ran.returncode} (see sim/sim.log)"
+    except Exception as exc:  # a timeout or a binary that cannot start
+        wall, cpu = time.monotonic() - started, 0.0
+        status, error = "failed", f"simulator: {exc}"
+    imported: dict[str, Any] = {"results": {}, "queues": None}
+    try:
+        imported = import_outputs(spec, inputs, sim_dir, run_dir)
+    except Exception as exc:
+        if status == "ok":
+            status, error = "failed", f"import: {type(exc).__name__}: {exc}"
+    res = imported["results"] or {}
+    if status == "ok" and res.get("flows_completed", 0) < len(inputs.plan):
+        status = "failed"
+        error = (f"{res.get('flows_completed', 0)} of {len(inputs.plan)} flows finished "
+                 "before SIMULATOR_STOP_TIME")
+    from .engines.hpcc_ns3.importer import simulated_spec
+
+    sim_spec = simulated_spec(spec)
+    topo = sim_spec.make_topology()
+    summary = {
+        "status": status, "error": error, "experiment": spec.name, "run_id": run_dir.name,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "engine": "hpcc-ns3", "simulator": sim.version(),
+        "fabric": {"mode": "simulated", "topology": spec.fabric["topology"],
+                   **topo.describe()},
+        "scale": sim_spec.scale.to_summary(),
+        "fidelity": None,
+        "timings_s": {"simulation": wall, "simulation_cpu": cpu},
+        "facts": {"flows": len(inputs.plan), "nodes": len(inputs.node_ids),
+                  "link_delay_s": inputs.link_delay_s,
+                  "config": inputs.config.keys},
+        "results": res, "queues": imported["queues"],
+        "approximations": inputs.config.approximations,
+    }
+    results.write_json(run_dir / "summary.json", summary)
+    summary["run_dir"] = run_dir
+    return summary
+
+
+def simulator_status(explicit: str | None = None) -> tuple[bool, str]:
+    """For `kvfabric doctor`: whether the simulator is found, and where or why not."""
+    sim, why = simulator.locate(explicit)
+    if sim is None:
+        return False, why
+    return True, f"{sim.binary} ({sim.version().get('commit', 'commit unknown')[:12]})"
+
+
