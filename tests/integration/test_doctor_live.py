@@ -13,6 +13,7 @@ import pytest
 
 from kvfabric import capabilities as cap
 from kvfabric import doctor, naming
+from kvfabric.lock import fabric_lock
 from kvfabric.shell import run
 
 pytestmark = [
@@ -91,9 +92,12 @@ def direct() -> dict[str, bool]:
 
 @pytest.fixture(scope="module")
 def probed():
-    before = _snapshot()
-    report = cap.probe_host()
-    after = _snapshot()
+    # Under the fabric lock: a run probes the host under it too, so no other job's probe
+    # (its namespace, links, temporary folder) shows up between the two snapshots.
+    with fabric_lock("pytest: capability probe", wait_s=600):
+        before = _snapshot()
+        report = cap.probe_host()
+        after = _snapshot()
     return report, before, after
 
 
