@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 import tomllib
@@ -181,8 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def entry() -> None:
     """The installed command: like main(), but a signal after the command has finished (while
-    the interpreter shuts down) cannot turn its exit code into a death by signal."""
-    sys.exit(main(keep_signals_owned=True))
+    the interpreter shuts down) cannot turn its exit code into a death by signal. Python's
+    finalization puts Python-level handlers back to SIG_DFL but leaves SIG_IGN alone."""
+    code = main(keep_signals_owned=True)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None, keep_signals_owned: bool = False) -> int:
