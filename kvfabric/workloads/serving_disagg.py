@@ -33,6 +33,7 @@ from serving.transfer import RecordedTransfer
 from topologies.leafspine import FabricTopo
 from traffic import kv_budget, kv_patterns, traces
 from traffic.kvcache import preset
+from traffic.trace_window import COPY_ID_STRIDE
 
 from ..schema import Field, SpecIssue
 from . import trace_load
@@ -76,6 +77,9 @@ FIELDS = [
           maximum=1e3),
     Field("goodput_rates", "str", "4,8,16,24,32,48,64,96,128",
           "request rates (req/s) goodput is searched over, offline"),
+    Field("goodput_repeats", "int", 8, "goodput is searched on the run's requests repeated "
+          "back to back this many times, each copy with its original's measured transfer",
+          minimum=1, maximum=1000),
     Field("transport", "choice", "roce-dcqcn", "RoCE with or without DCQCN",
           choices=("roce-dcqcn", "roce-none")),
     *[f for f in INCAST_FIELDS if f.name in _ROCE_KNOBS],
@@ -202,9 +206,10 @@ def run(ctx) -> None:
         f"{workload['gpus_per_instance']} NICs; time dilation {d:g} (results in target units)",
         "the fabric runs only while a transfer is in flight: idle stretches of the trace are "
         "skipped (nothing on the fabric can change then)",
-        "goodput, the attainment curve and the per-policy table replay each request's "
-        "measured transfer time (congestion and bytes as measured at the run's rate and "
-        "policy) at the other rates and under the other policies",
+        "goodput and the attainment curve are searched on the run's requests repeated "
+        f"{workload['goodput_repeats']} times back to back, and with the per-policy table "
+        "replay each request's measured transfer time (congestion and bytes as measured at "
+        "the run's rate and policy) at the other rates and under the other policies",
     ])
 
 
@@ -252,10 +257,12 @@ def _write_offline(run_dir: Path, requests, config: ClusterConfig, workload: dic
     measured = {t.request_index: t.arrived_s - t.start_s for t in transfers}
     fallback = float(np.median(list(measured.values()))) if measured else 0.0
     port = lambda: RecordedTransfer(measured, default_s=fallback)  # noqa: E731
-    rates = goodput_rates(workload)
+    repeated, repeated_measured = repeat_load(requests, measured, workload["goodput_repeats"])
+    repeated_port = lambda: RecordedTransfer(repeated_measured, default_s=fallback)  # noqa: E731
     rows = []
-    if len(requests) >= 2 and requests[-1].arrival_s > requests[0].arrival_s:
-        for mode, points in attainment_curve(requests, config, port, slo, rates).items():
+    if len(repeated) >= 2 and repeated[-1].arrival_s > repeated[0].arrival_s:
+        curves = attainment_curve(repeated, config, repeated_port, slo, goodput_rates(workload))
+        for mode, points in curves.items():
             rows += [{"mode": mode, "rate_rps": r, "attainment": a} for r, a in points]
     write_rows(run_dir / "attainment.csv", rows, ["mode", "rate_rps", "attainment"])
     policies = compare_policies(requests, config, port, slo)
@@ -264,3 +271,22 @@ def _write_offline(run_dir: Path, requests, config: ClusterConfig, workload: dic
          "fabric_bytes": p["fabric_bytes"], "ttft_p50_s": p["ttft_s"]["p50"],
          "ttft_p99_s": p["ttft_s"]["p99"], "slo_attainment": p.get("slo_attainment")}
         for name, p in policies.items()])
+
+
+def repeat_load(requests, measured: dict[int, float], repeats: int):
+    """``requests`` repeated ``repeats`` times back to back (copy c shifted by c x (span +
+    mean gap), its block ids its own), with each copy's transfer time its original's."""
+    n = len(requests)
+    if n == 0 or repeats == 1:
+        return list(requests), dict(measured)
+    span = requests[-1].arrival_s - requests[0].arrival_s
+    gap = span / (n - 1) if n > 1 and span > 0 else 1.0
+    out, times = [], {}
+    for c in range(repeats):
+        shift = c * (span + gap)
+        for i, r in enumerate(requests):
+            out.append(replace(r, arrival_s=r.arrival_s + shift, block_ids=tuple(
+                b + c * COPY_ID_STRIDE for b in r.block_ids)))
+            if i in measured:
+                times[c * n + i] = measured[i]
+    return out, times

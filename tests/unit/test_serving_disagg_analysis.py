@@ -92,3 +92,16 @@ def test_a_run_without_colocated_records_is_not_complete(tmp_path):
     _run_dir(tmp_path)
     (tmp_path / "requests_colocated.csv").unlink()
     assert analyse(tmp_path, SPEC)["all_requests_completed"] is False
+
+
+def test_the_goodput_load_repeats_the_run_with_each_copy_keeping_its_measured_transfer():
+    from kvfabric.workloads.serving_disagg import repeat_load
+    from traffic.traces import Request
+
+    requests = [Request(0.0, 10, 5, block_ids=(1, 2)), Request(1.0, 10, 5, block_ids=(1, 3)),
+                Request(3.0, 10, 5, block_ids=(4,))]
+    out, times = repeat_load(requests, {0: 0.1, 1: 0.2, 2: 0.3}, 3)
+    assert [r.arrival_s for r in out] == [0.0, 1.0, 3.0, 4.5, 5.5, 7.5, 9.0, 10.0, 12.0]
+    assert [times[k] for k in range(9)] == [0.1, 0.2, 0.3] * 3
+    # a copy shares prefixes within itself, never with another copy
+    assert out[3].block_ids[0] == out[4].block_ids[0] != out[0].block_ids[0]
