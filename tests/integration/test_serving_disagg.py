@@ -69,15 +69,16 @@ def test_a_small_load_is_served_with_transfers_measured_on_the_fabric(tmp_path, 
 
 
 def test_a_thinned_mooncake_busiest_window_replays_in_both_modes(tmp_path, nothing_left):
-    """The conversation trace's busiest 10 s, thinned to what a test can carry (the whole
-    window is bench/serving_mooncake_window.py: about 16 GB over NIC 0)."""
+    """The conversation trace's busiest 10 s, thinned to one request so a test can carry it
+    (a second kept request has 57K tokens: 900 MB over NIC 0; the whole window is
+    bench/serving_mooncake_window.py, about 16 GB)."""
     found = [p / "conversation_trace.jsonl" for p in TRACES
              if (p / "conversation_trace.jsonl").is_file()]
     if not found:
         pytest.skip(f"no conversation_trace.jsonl in {', '.join(map(str, TRACES))}")
     summary, run_dir = _run(tmp_path, f"workload.trace={found[0].resolve()}",
                             "workload.busiest_s=10.0", "workload.trace_rate_rps=0.3",
-                            "workload.max_requests=2")
+                            "workload.max_requests=1")
     _check_served(summary, run_dir)
     mapping = summary["facts"]["trace_mapping"]
     assert mapping["window_end_s"] - mapping["window_start_s"] == pytest.approx(10.0)
