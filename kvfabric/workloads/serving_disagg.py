@@ -148,6 +148,11 @@ def check_plan(workload: dict[str, Any], topo: FabricTopo, dilation: float, seed
         [replace(r, arrival_s=0.0, cached_tokens=0) for r in requests], pool,
         preset(workload["model"]), prefill_tokens_per_s=1e18, tp_size=tp, nics_per_node=tp,
         emulated_nics=[0], seed=seed)
+    hosts = topo.host_names()
+    host = {f"prefill{i}": hosts[workload["decode"] + i] for i in range(workload["prefill"])}
+    host.update({f"decode{j}": hosts[j] for j in range(workload["decode"])})
+    plan = [replace(t, src=host[t.src.partition("/")[0]], dst=host[t.dst.partition("/")[0]])
+            for t in plan]
     for problem, fix in kv_budget.plan_problems(plan, line_rate_bps=topo.host_rate_bps,
                                                 timeout_s=workload["timeout"]):
         issues.append(SpecIssue("workload", problem, fix.replace(

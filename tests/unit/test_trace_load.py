@@ -82,3 +82,12 @@ def test_a_plan_over_the_timeout_is_refused_with_numbers_and_the_fix(tmp_path):
         _spec({"workload.trace": _trace(tmp_path, count=2000, per_s=1)})
     text = str(err.value)
     assert "GB" in text and "timeout" in text and "shorter window" in text
+
+
+def test_serving_disagg_refuses_a_load_its_nics_cannot_carry_naming_the_host():
+    with pytest.raises(SpecError) as err:
+        load_spec("serving_disagg", overrides={"workload.max_requests": 100,
+                                               "workload.rate": 400.0,
+                                               "workload.input_tokens": 16384})
+    text = str(err.value)
+    assert "h2 must send" in text and "120 s timeout" in text and "max_requests" in text
