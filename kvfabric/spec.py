@@ -249,6 +249,9 @@ def validate(raw: dict[str, Any], source: str = "<spec>", force: bool = False) -
     if not issues:
         topo = make_topology(fabric)
         WORKLOADS[kind].check(workload, topo, issues)
+        if not issues and hasattr(WORKLOADS[kind], "check_plan"):
+            WORKLOADS[kind].check_plan(workload, topo, scale.dilation, experiment["seed"],
+                                       issues)
         if not force:
             _check_capacity(fabric, topo, issues)
     if issues:

@@ -33,6 +33,11 @@ class EventLoop:
     def pending(self) -> int:
         return len(self._heap)
 
+    @property
+    def next_event_s(self) -> float:
+        """When the earliest pending event runs (inf when none is pending)."""
+        return self._heap[0][0] if self._heap else float("inf")
+
     def run(self, until_s: float = float("inf"), max_events: int = 50_000_000) -> int:
         """Run events up to ``until_s`` and advance the clock to it; returns how many ran.
         ``max_events`` guards against a component that reschedules itself forever."""

@@ -20,6 +20,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import select
 import signal
 import sys
@@ -114,11 +115,13 @@ def run_sender(args: argparse.Namespace) -> int:
     qps, tx_socks = build_senders(args)
     rx = open_rx(qps[0].src_ip)
     by_qpn = {qp.qpn: qp for qp in qps}
-    plan = _schedule(args, qps)  # (offset_s, qpn, size_bytes), in time order
+    live = args.posts == "stdin"
+    plan = [] if live else _schedule(args, qps)  # (offset_s, qpn, size_bytes), in time order
     sizes = {(qpn, size) for _, qpn, size in plan}
     for qpn, size in sorted(sizes)[:64]:
         by_qpn[qpn].warm(size, tx_socks[by_qpn[qpn].ifname])
-    start = _start_time(args)
+    feed = _LivePosts(by_qpn) if live else None
+    start = feed.start_time() if feed is not None else _start_time(args)
     posts = [start + offset for offset, _, _ in plan]
     posted = 0
     deadline = start + args.max_duration_s
@@ -129,6 +132,8 @@ def run_sender(args: argparse.Namespace) -> int:
             _, qpn, size = plan[posted]
             by_qpn[qpn].requester.post(size, posts[posted])
             posted += 1
+        if feed is not None:
+            feed.read(now)
         while (item := recv(rx)) is not None:
             _on_control(item[0], by_qpn, time.monotonic())
         now = time.monotonic()
@@ -136,7 +141,11 @@ def run_sender(args: argparse.Namespace) -> int:
             qp.send_due(now, tx_socks[qp.ifname], args.batch)
         for ring in rings:
             ring.flush()
-        if posted == len(posts) and all(qp.requester.done for qp in qps):
+        if feed is not None:
+            feed.report()
+            if feed.ended and all(qp.requester.done for qp in qps):
+                break
+        elif posted == len(posts) and all(qp.requester.done for qp in qps):
             break
         if now > deadline:
             break
@@ -145,10 +154,73 @@ def run_sender(args: argparse.Namespace) -> int:
             events.append(posts[posted])
         wait = (min(events) if events else now + 0.05) - time.monotonic()
         if wait > SPIN_S:
-            select.select([rx], [], [], min(wait, 0.05))
+            fds = [rx, sys.stdin] if feed is not None and not feed.ended else [rx]
+            select.select(fds, [], [], min(wait, 0.05))
     end = time.monotonic()
     _write_sender_outputs(args, qps, start, end, sum(r.drops for r in rings))
+    if feed is not None:
+        return 0 if feed.ended and all(qp.requester.done for qp in qps) else 1
     return 0 if all(qp.requester.done for qp in qps) and posted == len(posts) else 1
+
+
+class _LivePosts:
+    """``--posts stdin``: messages posted as a driver asks, and their completions reported.
+
+    Each stdin line is ``QPN SIZE_BYTES TAG`` (post now) or ``end`` (no more posts); each
+    completion is printed as a JSON line ``{"tag", "posted_s", "completed_s"}`` (CLOCK_MONOTONIC
+    seconds), so a driver (the serving model) can react to what the fabric measured."""
+
+    def __init__(self, by_qpn: dict[int, QpSender]) -> None:
+        self.by_qpn = by_qpn
+        self.ended = False
+        self._buffer = b""
+        self._tags: dict[tuple[int, int], str] = {}
+        self._reported = {qpn: 0 for qpn in by_qpn}
+        os.set_blocking(sys.stdin.fileno(), False)
+
+    def start_time(self) -> float:
+        """Say ready, then wait for the first line: the start time (CLOCK_MONOTONIC s)."""
+        print(json.dumps({"ready": True}), flush=True)
+        while b"\n" not in self._buffer:
+            select.select([sys.stdin], [], [], 1.0)
+            try:
+                chunk = os.read(sys.stdin.fileno(), 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise SystemExit("no start time on stdin")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return float(line)
+
+    def read(self, now: float) -> None:
+        if self.ended:
+            return
+        try:
+            chunk = os.read(sys.stdin.fileno(), 65536)
+            if not chunk:
+                self.ended = True
+            self._buffer += chunk
+        except BlockingIOError:
+            pass
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            fields = line.decode().split()
+            if fields == ["end"]:
+                self.ended = True
+            elif len(fields) == 3:
+                qpn = int(fields[0], 0)
+                msg_id = self.by_qpn[qpn].requester.post(int(fields[1]), now)
+                self._tags[(qpn, msg_id)] = fields[2]
+
+    def report(self) -> None:
+        for qpn, qp in self.by_qpn.items():
+            completions = qp.requester.completions
+            for c in completions[self._reported[qpn]:]:
+                print(json.dumps({"tag": self._tags.get((qpn, c.msg_id), ""),
+                                  "posted_s": c.posted_s, "completed_s": c.completed_s}),
+                      flush=True)
+            self._reported[qpn] = len(completions)
 
 
 def _schedule(args: argparse.Namespace, qps: list[QpSender]) -> list[tuple[float, int, int]]:
@@ -327,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--messages", type=int, default=None)
     p.add_argument("--message-bytes", type=int, default=None)
+    p.add_argument("--posts", choices=("stdin",), default=None,
+                   help="post messages as stdin asks (QPN SIZE TAG lines, then 'end') and "
+                   "print each completion as a JSON line")
     p.add_argument("--schedule", default=None,
                    help="CSV with offset_s,qpn,size_bytes rows instead of --messages")
     p.add_argument("--interval-s", type=float, default=0.0,

@@ -14,6 +14,7 @@ from . import (
     kv_trace,
     link_failure,
     roce_incast,
+    serving_disagg,
     tcp_flows,
     tcp_incast,
     tenant_isolation,
@@ -23,4 +24,4 @@ from . import (
 WORKLOADS = {"tcp_incast": tcp_incast, "tcp_flows": tcp_flows, "udp_flows": udp_flows,
              "ecmp_collision": ecmp_collision, "link_failure": link_failure,
              "tenant_isolation": tenant_isolation, "roce_incast": roce_incast,
-             "kv_trace": kv_trace}
+             "kv_trace": kv_trace, "serving_disagg": serving_disagg}

@@ -14,14 +14,16 @@ import csv
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from topologies.leafspine import FabricTopo
-from traffic import kv_patterns, traces
+from traffic import kv_budget, kv_patterns, traces
 from traffic.kvcache import MODEL_PRESETS, preset
 
 from ..schema import Field, SpecIssue
+from . import trace_load
 from .kv_trace_analysis import analyse  # noqa: F401  (part of the workload interface)
 from .roce_incast import FIELDS as INCAST_FIELDS
 from .roce_incast import (
@@ -46,8 +48,9 @@ FIELDS = [
     Field("trace", "str", "", "Mooncake JSONL or Azure CSV trace; empty: Poisson arrivals"),
     Field("trace_format", "choice", "mooncake", "format of workload.trace",
           choices=("mooncake", "azure")),
-    Field("max_requests", "int", 50, "use the first N requests", minimum=1,
-          maximum=1_000_000),
+    *trace_load.FIELDS,
+    Field("max_requests", "int", 50, "use the first N requests (after the window and "
+          "thinning)", minimum=1, maximum=1_000_000),
     Field("rate", "float", 500.0, "Poisson arrivals per second (no trace)", minimum=0.001,
           maximum=1e6),
     Field("duration", "duration", "20ms", "Poisson arrivals for this long (no trace)",
@@ -88,39 +91,44 @@ def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -
                                 "lower workload.mtu_payload or raise fabric.mtu"))
 
 
+def check_plan(workload: dict[str, Any], topo: FabricTopo, dilation: float, seed: int,
+               issues: list[SpecIssue]) -> None:
+    """Plan the transfers now and refuse a plan the emulation cannot carry (too many
+    transfers to hold, or more bytes on one NIC than its line rate sends in the timeout),
+    with the numbers and the fix, before anything is built."""
+    try:
+        transfers, _ = plan(workload, topo.host_names(), seed, dilation)
+    except ValueError as exc:
+        issues.append(SpecIssue("workload.trace", str(exc), "widen the window or check "
+                                "workload.trace_start_s / trace_duration_s / busiest_s"))
+        return
+    for problem, fix in kv_budget.plan_problems(transfers, line_rate_bps=topo.host_rate_bps,
+                                                timeout_s=workload["timeout"]):
+        issues.append(SpecIssue("workload", problem, fix))
+
+
 def plan(workload: dict[str, Any], hosts: list[str], seed: int,
-         dilation: float = 1.0) -> list[kv_patterns.Transfer]:
-    """The transfers in emulated time, with pool names replaced by fabric hosts. ``workload``
-    is emulated already (arrival rate / D, prefill speed / D); a trace's timestamps are the
-    target's and are stretched by ``dilation`` here."""
-    if workload["trace"]:
-        read = traces.read_mooncake if workload["trace_format"] == "mooncake" \
-            else traces.read_azure
-        requests = read(workload["trace"], time_scale=dilation).requests
-    else:
-        arrivals = traces.poisson_arrivals(workload["rate"], duration_s=workload["duration"],
-                                           seed=seed)
-        requests = traces.requests_from_arrivals(arrivals, workload["input_tokens"],
-                                                 workload["output_tokens"])
-    requests = sorted(requests, key=lambda r: r.arrival_s)[:workload["max_requests"]]
+         dilation: float = 1.0) -> tuple[list[kv_patterns.Transfer], dict]:
+    """(the transfers in emulated time with pool names replaced by fabric hosts, the trace
+    mapping). ``workload`` is emulated already (prefill speed / D); arrivals are target
+    times (``trace_load``), stretched by ``dilation`` here. Only NIC 0 of each host is
+    emulated, so only NIC 0's shard is planned."""
+    requests, mapping = trace_load.load_requests(workload, seed, dilation)
+    requests = [replace(r, arrival_s=r.arrival_s * dilation) for r in requests]
     pool = kv_patterns.Pool.xpyd(workload["prefill"], workload["decode"])
     tp = workload["tp_size"]
     transfers = kv_patterns.plan_kv_transfers(
         requests, pool, preset(workload["model"]),
         prefill_tokens_per_s=workload["prefill_tokens_per_s"], mode=workload["mode"],
-        tp_size=tp, nics_per_node=tp, seed=seed)
+        tp_size=tp, nics_per_node=tp, emulated_nics=[0], seed=seed)
     names = {f"decode{j}": hosts[j] for j in range(workload["decode"])}
     names.update({f"prefill{i}": hosts[workload["decode"] + i]
                   for i in range(workload["prefill"])})
-    out = []
-    for t in transfers:
-        src, _, src_nic = t.src.partition("/")
-        dst, _, dst_nic = t.dst.partition("/")
-        if src_nic not in ("", "nic0") or dst_nic not in ("", "nic0"):
-            continue  # one NIC per host is emulated: NIC 0's share
-        out.append(kv_patterns.Transfer(t.start_s, names[src], names[dst], t.size_bytes,
-                                        t.kind, t.request_index, t.layer))
-    return out
+    out = [kv_patterns.Transfer(t.start_s, names[t.src.partition("/")[0]],
+                                names[t.dst.partition("/")[0]], t.size_bytes, t.kind,
+                                t.request_index, t.layer) for t in transfers]
+    mapping["emulated_nics"] = f"NIC 0 of {tp} per host"
+    return out, mapping
 
 
 def _qpns(p: int, d: int) -> tuple[int, int]:
@@ -131,7 +139,8 @@ def _qpns(p: int, d: int) -> tuple[int, int]:
 def run(ctx) -> None:
     spec, fabric, workload = ctx.spec, ctx.fabric, ctx.spec.workload
     hosts = fabric.topo.host_names()
-    transfers = plan(workload, hosts, spec.experiment["seed"], spec.scale.dilation)
+    transfers, mapping = plan(workload, hosts, spec.experiment["seed"], spec.scale.dilation)
+    ctx.record("trace_mapping", mapping)
     if not transfers:
         raise RuntimeError("the plan has no transfers (every request fully cached?)")
     decode = hosts[:workload["decode"]]

@@ -215,8 +215,8 @@ def test_kv_trace_plan_maps_pools_onto_hosts_and_keeps_nic0():
 
     spec = load_spec("kv_trace")
     hosts = spec.make_topology().host_names()
-    transfers = plan(spec.workload, hosts, seed=1)
-    assert transfers
+    transfers, mapping = plan(spec.workload, hosts, 1, spec.scale.dilation)
+    assert transfers and mapping["source"] == "poisson"
     assert {t.dst for t in transfers} <= {"h1", "h2"}
     assert {t.src for t in transfers} <= {"h3", "h4", "h5", "h6"}
     # llama-3-8b, 256 tokens, one of 8 shards (1 KV head of 8): 256 x 16 KiB

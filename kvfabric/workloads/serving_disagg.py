@@ -1,0 +1,297 @@
+"""Disaggregated serving on the emulated fabric against colocated serving on the same GPUs.
+
+Requests (a Mooncake/Azure trace window or Poisson arrivals of long prompts) are served by P
+prefill and D decode instances of the serving model (``serving/``); each instance is one
+fabric host (decode h1..hD, prefill the next P) whose NIC 0 carries its share of the KV. The
+model decides when each prefill ends and where its KV goes; the RoCE endpoints carry every
+transfer and their measured completion is fed back (``serving_fabric.drive``). The colocated
+baseline is the same model on the same requests and P + D instances, with no transfer.
+
+Raw files: ``requests_<mode>.csv`` (one row per request), ``transfers.csv`` (each KV transfer
+as posted and measured), ``attainment.csv`` (SLO attainment against request rate, offline),
+``policies.csv`` (per routing policy, offline) and the endpoints' files under ``roce/``;
+``serving_disagg_analysis.analyse`` summarises them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.cluster import ClusterConfig, serve
+from serving.metrics import Slo
+from serving.presets import GPUS, PARAMETERS, roofline_profile
+from serving.routing import POLICIES
+from serving.study import attainment_curve, compare_policies
+from serving.transfer import RecordedTransfer
+from topologies.leafspine import FabricTopo
+from traffic import kv_budget, kv_patterns, traces
+from traffic.kvcache import preset
+from traffic.trace_window import COPY_ID_STRIDE
+
+from ..schema import Field, SpecIssue
+from . import trace_load
+from .kv_trace import _qpns
+from .roce_incast import FIELDS as INCAST_FIELDS
+from .roce_incast import ROCE_HEADERS_BYTES, _start_together, receiver_cc_args, sender_cc_args
+from .serving_disagg_analysis import analyse, write_rows  # noqa: F401  (workload interface)
+from .serving_fabric import MeasuredTransfer, drive
+
+DEFAULT_METRIC = "goodput_gain"
+_ROCE_KNOBS = {"mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
+               "cnp_interval", "timeout"}
+
+FIELDS = [
+    Field("prefill", "int", 3, "prefill instances (hosts after the decode hosts)", minimum=1,
+          maximum=64),
+    Field("decode", "int", 1, "decode instances (h1..hD)", minimum=1, maximum=64),
+    Field("model", "choice", "llama-3-8b", "model (roofline profile and KV size)",
+          choices=tuple(sorted(PARAMETERS))),
+    Field("gpu", "choice", "a100-sxm-80gb", "GPU of every instance", choices=tuple(sorted(GPUS))),
+    Field("gpus_per_instance", "int", 8, "tensor-parallel GPUs per instance, one NIC each; "
+          "NIC 0's share of the KV is emulated", minimum=1, maximum=64),
+    Field("trace", "str", "", "Mooncake JSONL or Azure CSV trace; empty: Poisson arrivals"),
+    Field("trace_format", "choice", "mooncake", "format of workload.trace",
+          choices=("mooncake", "azure")),
+    *trace_load.FIELDS,
+    Field("max_requests", "int", 8, "serve the first N requests (after the window and "
+          "thinning)", minimum=1, maximum=100_000),
+    Field("rate", "float", 24.0, "Poisson arrivals per second (no trace)", minimum=0.001,
+          maximum=1e6),
+    Field("duration", "duration", "350ms", "Poisson arrivals for this long (no trace)",
+          minimum=1e-5, maximum=3600),
+    Field("input_tokens", "int", 4096, "prompt tokens per request (no trace)", minimum=1,
+          maximum=1 << 20),
+    Field("output_tokens", "int", 128, "output tokens per request (no trace)", minimum=2,
+          maximum=1 << 20),
+    Field("policy", "choice", "kv_aware", "routing policy of the run on the fabric",
+          choices=POLICIES),
+    Field("ttft_slo_s", "float", 0.3, "TTFT SLO, target seconds", minimum=1e-6, maximum=1e4),
+    Field("tpot_slo_s", "float", 0.006, "TPOT SLO, target seconds", minimum=1e-6,
+          maximum=1e3),
+    Field("goodput_rates", "str", "4,8,16,24,32,48,64,96,128",
+          "request rates (req/s) goodput is searched over, offline"),
+    Field("goodput_repeats", "int", 8, "goodput is searched on the run's requests repeated "
+          "back to back this many times, each copy with its original's measured transfer",
+          minimum=1, maximum=1000),
+    Field("transport", "choice", "roce-dcqcn", "RoCE with or without DCQCN",
+          choices=("roce-dcqcn", "roce-none")),
+    *[f for f in INCAST_FIELDS if f.name in _ROCE_KNOBS],
+]
+
+
+def cluster_config(workload: dict[str, Any]) -> ClusterConfig:
+    model = workload["model"]
+    return ClusterConfig(roofline_profile(model, workload["gpu"],
+                                          workload["gpus_per_instance"]),
+                         preset(model), workload["prefill"], workload["decode"],
+                         policy=workload["policy"])
+
+
+def goodput_rates(workload: dict[str, Any]) -> list[float]:
+    return [float(r) for r in workload["goodput_rates"].split(",") if r.strip()]
+
+
+def nic0_bytes(workload: dict[str, Any]):
+    model, tp = preset(workload["model"]), workload["gpus_per_instance"]
+    return lambda tokens: model.bytes_per_nic(tokens, tp, tp)[0]
+
+
+def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -> None:
+    need = workload["prefill"] + workload["decode"]
+    if need > len(topo.host_names()):
+        issues.append(SpecIssue("workload.prefill", f"{need} prefill + decode hosts, the "
+                                f"fabric has {len(topo.host_names())}",
+                                "lower workload.prefill or workload.decode, or add hosts"))
+    try:
+        cluster_config(workload)
+        rates = goodput_rates(workload)
+        if not rates or min(rates) <= 0:
+            raise ValueError("no positive rate")
+    except ValueError as exc:
+        issues.append(SpecIssue("workload", str(exc), "check workload.model, gpu, "
+                                "gpus_per_instance and goodput_rates (e.g. \"4,8,16\")"))
+    if workload["trace"] and not Path(workload["trace"]).is_file():
+        issues.append(SpecIssue("workload.trace", f"no file {workload['trace']!r}",
+                                "give a Mooncake JSONL / Azure CSV path, or leave it empty"))
+    elif workload["trace"]:
+        try:  # read through now, so a bad line is exit 2 before anything is built
+            traces.check_trace(workload["trace"], workload["trace_format"])
+        except (traces.TraceError, OSError) as exc:
+            issues.append(SpecIssue("workload.trace", str(exc), "fix or remove that line, or "
+                                    f"check workload.trace_format ({workload['trace_format']!r})"))
+    if workload["mtu_payload"] + ROCE_HEADERS_BYTES > topo.mtu:
+        issues.append(SpecIssue("workload.mtu_payload", "does not fit the fabric MTU",
+                                "lower workload.mtu_payload or raise fabric.mtu"))
+
+
+def check_plan(workload: dict[str, Any], topo: FabricTopo, dilation: float, seed: int,
+               issues: list[SpecIssue]) -> None:
+    """Refuse a load whose KV bytes cannot cross the emulated NICs within the timeout. The
+    driver skips the fabric's idle stretches, so the bound is the bytes alone: every request
+    uncached, spread over the prefill hosts as the planner places them, all at once."""
+    try:
+        requests, _ = trace_load.load_requests(workload, seed, dilation)
+    except ValueError as exc:
+        issues.append(SpecIssue("workload.trace", str(exc), "widen the window or check "
+                                "workload.trace_start_s / trace_duration_s / busiest_s"))
+        return
+    pool = kv_patterns.Pool.xpyd(workload["prefill"], workload["decode"])
+    tp = workload["gpus_per_instance"]
+    plan = kv_patterns.plan_kv_transfers(
+        [replace(r, arrival_s=0.0, cached_tokens=0) for r in requests], pool,
+        preset(workload["model"]), prefill_tokens_per_s=1e18, tp_size=tp, nics_per_node=tp,
+        emulated_nics=[0], seed=seed)
+    hosts = topo.host_names()
+    host = {f"prefill{i}": hosts[workload["decode"] + i] for i in range(workload["prefill"])}
+    host.update({f"decode{j}": hosts[j] for j in range(workload["decode"])})
+    plan = [replace(t, src=host[t.src.partition("/")[0]], dst=host[t.dst.partition("/")[0]])
+            for t in plan]
+    for problem, fix in kv_budget.plan_problems(plan, line_rate_bps=topo.host_rate_bps,
+                                                timeout_s=workload["timeout"]):
+        issues.append(SpecIssue("workload", problem, fix.replace(
+            "rate_rps", "workload.trace_rate_rps or max_requests, shorter prompts")))
+
+
+def run(ctx) -> None:
+    spec, fabric, workload = ctx.spec, ctx.fabric, ctx.spec.workload
+    d = spec.scale.dilation
+    requests, mapping = trace_load.load_requests(workload, spec.experiment["seed"], d)
+    ctx.record("trace_mapping", mapping)
+    config = cluster_config(workload)
+    hosts = fabric.topo.host_names()
+    decode = hosts[:workload["decode"]]
+    prefill = hosts[workload["decode"]:workload["decode"] + workload["prefill"]]
+    host_of = {f"decode{j}": h for j, h in enumerate(decode)}
+    host_of.update({f"prefill{i}": h for i, h in enumerate(prefill)})
+    ctx.record("instances", host_of)
+    out_dir = ctx.run_dir / "roce"
+    out_dir.mkdir(exist_ok=True)
+    receivers = _start_receivers(ctx, decode, prefill, out_dir)
+    senders = _start_senders(ctx, decode, prefill, out_dir)
+    _start_together(list(senders.items()))
+    started = time.monotonic()
+    try:
+        live = drive(requests, config, senders=senders, host_of=host_of,
+                     qpn=lambda src, dst: _qpns(prefill.index(src), decode.index(dst))[0],
+                     nic_bytes=nic0_bytes(workload), dilation=d,
+                     timeout_s=workload["timeout"],
+                     on_progress=lambda text: ctx.progress.update("serving", text))
+    finally:
+        for proc in senders.values():
+            try:
+                proc.stdin.write("end\n")
+                proc.stdin.close()
+            except (BrokenPipeError, ValueError):
+                pass
+        for proc in senders.values():
+            proc.wait(timeout=60)
+        for proc in receivers:
+            proc.terminate()
+            proc.communicate(timeout=30)
+    ctx.record("workload_s", time.monotonic() - started)
+    ctx.record("report_lag_target_s_max", max(live.late_s, default=0.0))
+    ctx.record("post_lag_target_s_max", max((t.post_lag_s for t in live.transfers),
+                                            default=0.0))
+    colocated = serve(requests, "colocated", config)
+    write_rows(ctx.run_dir / "requests_disaggregated.csv", [asdict(r) for r in live.records])
+    write_rows(ctx.run_dir / "requests_colocated.csv", [asdict(r) for r in colocated.records])
+    write_rows(ctx.run_dir / "transfers.csv", [asdict(t) for t in live.transfers],
+               [f.name for f in fields(MeasuredTransfer)])
+    _write_offline(ctx.run_dir, requests, config, workload, live.transfers)
+    ctx.facts.setdefault("approximations", []).extend([
+        "prefill and decode compute are the serving model's roofline profile (no GPU); the KV "
+        "transfers are measured on the fabric, NIC 0's share of each instance's "
+        f"{workload['gpus_per_instance']} NICs; time dilation {d:g} (results in target units)",
+        "the fabric runs only while a transfer is in flight: idle stretches of the trace are "
+        "skipped (nothing on the fabric can change then)",
+        "goodput and the attainment curve are searched on the run's requests repeated "
+        f"{workload['goodput_repeats']} times back to back, and with the per-policy table "
+        "replay each request's measured transfer time (congestion and bytes as measured at "
+        "the run's rate and policy) at the other rates and under the other policies",
+    ])
+
+
+def _start_receivers(ctx, decode: list[str], prefill: list[str], out_dir: Path) -> list:
+    fabric, spec = ctx.fabric, ctx.spec
+    receivers = []
+    for d, host in enumerate(decode):
+        argv = [sys.executable, "-m", "traffic.roce_endpoint", "recv",
+                "--bind", fabric.host_ips[host], "--name", host, "--out-dir", str(out_dir),
+                *receiver_cc_args(spec)]
+        for p, sender in enumerate(prefill):
+            s_qpn, r_qpn = _qpns(p, d)
+            argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
+        proc = fabric.popen(host, argv, stdout=subprocess.PIPE, text=True)
+        if not proc.stdout.readline():
+            raise RuntimeError(f"RoCE receiver on {host} exited with {proc.wait()}")
+        receivers.append(proc)
+    return receivers
+
+
+def _start_senders(ctx, decode: list[str], prefill: list[str], out_dir: Path) -> dict:
+    fabric, spec, workload = ctx.fabric, ctx.spec, ctx.spec.workload
+    senders = {}
+    for p, host in enumerate(prefill):
+        argv = [sys.executable, "-m", "traffic.roce_endpoint", "send", "--name", host,
+                "--out-dir", str(out_dir), "--posts", "stdin",
+                "--line-rate-bps", str(spec.fabric["host_rate"]),
+                "--mtu-payload", str(workload["mtu_payload"]),
+                "--window", str(workload["window"]),
+                "--timeout-s", repr(workload["retransmit_timeout"]),
+                "--cc", "dcqcn" if workload["transport"] == "roce-dcqcn" else "none",
+                *sender_cc_args(spec), "--max-duration-s", repr(workload["timeout"])]
+        for d, dst in enumerate(decode):
+            s_qpn, r_qpn = _qpns(p, d)
+            argv += ["--qp", f"{fabric.host_ips[dst]}:{s_qpn}:{r_qpn}"]
+        senders[host] = fabric.popen(host, argv, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+    return senders
+
+
+def _write_offline(run_dir: Path, requests, config: ClusterConfig, workload: dict[str, Any],
+                   transfers: list[MeasuredTransfer]) -> None:
+    """attainment.csv and policies.csv: the model replayed with the measured transfer times."""
+    slo = Slo(workload["ttft_slo_s"], workload["tpot_slo_s"])
+    measured = {t.request_index: t.arrived_s - t.start_s for t in transfers}
+    fallback = float(np.median(list(measured.values()))) if measured else 0.0
+    port = lambda: RecordedTransfer(measured, default_s=fallback)  # noqa: E731
+    repeated, repeated_measured = repeat_load(requests, measured, workload["goodput_repeats"])
+    repeated_port = lambda: RecordedTransfer(repeated_measured, default_s=fallback)  # noqa: E731
+    rows = []
+    if len(repeated) >= 2 and repeated[-1].arrival_s > repeated[0].arrival_s:
+        curves = attainment_curve(repeated, config, repeated_port, slo, goodput_rates(workload))
+        for mode, points in curves.items():
+            rows += [{"mode": mode, "rate_rps": r, "attainment": a} for r, a in points]
+    write_rows(run_dir / "attainment.csv", rows, ["mode", "rate_rps", "attainment"])
+    policies = compare_policies(requests, config, port, slo)
+    write_rows(run_dir / "policies.csv", [
+        {"policy": name, "prefix_hit_share": p["prefix_hit_share"],
+         "fabric_bytes": p["fabric_bytes"], "ttft_p50_s": p["ttft_s"]["p50"],
+         "ttft_p99_s": p["ttft_s"]["p99"], "slo_attainment": p.get("slo_attainment")}
+        for name, p in policies.items()])
+
+
+def repeat_load(requests, measured: dict[int, float], repeats: int):
+    """``requests`` repeated ``repeats`` times back to back (copy c shifted by c x (span +
+    mean gap), its block ids its own), with each copy's transfer time its original's."""
+    n = len(requests)
+    if n == 0 or repeats == 1:
+        return list(requests), dict(measured)
+    span = requests[-1].arrival_s - requests[0].arrival_s
+    gap = span / (n - 1) if n > 1 and span > 0 else 1.0
+    out, times = [], {}
+    for c in range(repeats):
+        shift = c * (span + gap)
+        for i, r in enumerate(requests):
+            out.append(replace(r, arrival_s=r.arrival_s + shift, block_ids=tuple(
+                b + c * COPY_ID_STRIDE for b in r.block_ids)))
+            if i in measured:
+                times[c * n + i] = measured[i]
+    return out, times
