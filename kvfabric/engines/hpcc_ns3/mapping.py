@@ -120,7 +120,9 @@ for _name, _how in {"prefill": MAPPED, "decode": MAPPED, "model": MAPPED, "tp_si
                     "trace": MAPPED, "trace_format": MAPPED, "max_requests": MAPPED,
                     "rate": MAPPED, "duration": MAPPED, "input_tokens": MAPPED,
                     "output_tokens": MAPPED, "prefill_tokens_per_s": MAPPED,
-                    "mode": MAPPED}.items():
+                    "mode": MAPPED, "trace_start_s": MAPPED, "trace_duration_s": MAPPED,
+                    "busiest_s": MAPPED, "trace_rate_rps": MAPPED,
+                    "time_scale": MAPPED}.items():
     FIELD_MAPPING[("kv_trace", _name)] = (_how, "flow.txt: the KV transfer plan")
 FIELD_MAPPING[("kv_trace", "transport")] = (MAPPED, "CC_MODE")
 for _name in ("mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",

@@ -98,8 +98,10 @@ def _kv_trace(spec: Spec, workload: dict[str, Any]) -> tuple[list[SimFlow], list
 
     topo = target_topology(spec)
     hosts = sorted(topo.host_names(), key=lambda h: int(h[1:]))
-    planned = plan(workload, hosts, spec.experiment["seed"], dilation=1.0)
+    planned, mapping = plan(workload, hosts, spec.experiment["seed"], dilation=1.0)
     flows = [SimFlow(t.src, t.dst, t.size_bytes, t.start_s) for t in planned]
     notes = ["KV transfers of one NIC per host (NIC 0's share of tensor-parallel shards), "
-             "the same plan as the emulation; each transfer is its own queue pair"]
+             "the same plan as the emulation; each transfer is its own queue pair",
+             f"trace: {mapping.get('source', 'generated load')}, "
+             f"{mapping.get('requests_replayed', len(planned))} requests replayed"]
     return flows, notes
