@@ -34,6 +34,29 @@ FIELDS = [
 ]
 
 
+def request_fields(*, max_requests: int, max_requests_limit: int, rate: float,
+                   duration: str, input_tokens: int, output_tokens: int,
+                   min_output_tokens: int = 1) -> list[Field]:
+    """Where a workload's requests come from: a trace (with the window fields above) or
+    Poisson arrivals of fixed-size requests. The defaults are the workload's own."""
+    return [
+        Field("trace", "str", "", "Mooncake JSONL or Azure CSV trace; empty: Poisson arrivals"),
+        Field("trace_format", "choice", "mooncake", "format of workload.trace",
+              choices=("mooncake", "azure")),
+        *FIELDS,
+        Field("max_requests", "int", max_requests, "use the first N requests (after the "
+              "window and thinning)", minimum=1, maximum=max_requests_limit),
+        Field("rate", "float", rate, "Poisson arrivals per second (no trace)", minimum=0.001,
+              maximum=1e6),
+        Field("duration", "duration", duration, "Poisson arrivals for this long (no trace)",
+              minimum=1e-5, maximum=3600),
+        Field("input_tokens", "int", input_tokens, "prompt tokens per request (no trace)",
+              minimum=1, maximum=1 << 20),
+        Field("output_tokens", "int", output_tokens, "output tokens per request (no trace)",
+              minimum=min_output_tokens, maximum=1 << 20),
+    ]
+
+
 def selection(workload: dict[str, Any], seed: int) -> Selection:
     """The :class:`Selection` the workload's fields ask for."""
     busiest = workload["busiest_s"] or None
