@@ -70,7 +70,9 @@ def test_signals_during_teardown_keep_the_results_and_exit_130(tmp_path, sig, no
 
 
 def test_a_signal_during_the_workload_interrupts_and_tears_down(tmp_path, nothing_left):
-    proc, seen = _start(tmp_path / "r", tmp_path), []
+    # 300 rounds take several seconds: the signals land while the workload runs (3 rounds
+    # could finish within the 0.5 s, and the run then rightly reports "ok").
+    proc, seen = _start(tmp_path / "r", tmp_path, "--set", "workload.rounds=300"), []
     _wait_for_phase(proc, "running workload", seen)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
