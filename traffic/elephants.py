@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+from traffic.endpoint_exit import run_endpoint
+
 HEADER = struct.Struct("!Q")
 CHUNK = 64 * 1024
 
@@ -133,4 +135,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_endpoint(main))

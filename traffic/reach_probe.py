@@ -16,6 +16,8 @@ import sys
 import threading
 import time
 
+from traffic.endpoint_exit import run_endpoint
+
 TCP_PORT, UDP_PORT, ROCE_PORT = 7000, 7001, 4791
 ETH_P_ALL = 0x0003
 
@@ -131,4 +133,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_endpoint(main))

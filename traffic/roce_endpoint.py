@@ -30,6 +30,7 @@ from pathlib import Path
 from traffic.cnp import PAPER_CNP_INTERVAL_S, CnpPacer
 from traffic.dcqcn import PROFILES, DcqcnParams, make_reaction_point
 from traffic.dequeue_ecn import DequeueMarker
+from traffic.endpoint_exit import run_endpoint
 from traffic.gobackn import Requester
 from traffic.roce_fastpath import ControlFrames, DataFrames
 from traffic.roce_io import (
@@ -439,4 +440,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_endpoint(main))

@@ -19,6 +19,8 @@ import struct
 import sys
 import time
 
+from traffic.endpoint_exit import PEER_GONE, run_endpoint
+
 REQUEST = struct.Struct("!Q")  # block size in bytes
 CHUNK_BYTES = 64 * 1024
 FLOW_FIELDS = ["round", "sender", "block_bytes", "bytes_received", "request_s", "first_byte_s",
@@ -39,14 +41,17 @@ def serve(port: int) -> None:
                 selector.register(conn, selectors.EVENT_READ)
                 continue
             conn = key.fileobj
-            header = _recv_exact(conn, REQUEST.size)
-            if header is None:
-                selector.unregister(conn)
-                conn.close()
-                continue
-            (remaining,) = REQUEST.unpack(header)
-            while remaining > 0:
-                remaining -= conn.send(payload[: min(remaining, CHUNK_BYTES)])
+            try:
+                header = _recv_exact(conn, REQUEST.size)
+                if header is not None:
+                    (remaining,) = REQUEST.unpack(header)
+                    while remaining > 0:
+                        remaining -= conn.send(payload[: min(remaining, CHUNK_BYTES)])
+                    continue
+            except PEER_GONE:
+                pass  # the aggregator went away (teardown stops it first, or it failed)
+            selector.unregister(conn)
+            conn.close()
 
 
 def _recv_exact(conn: socket.socket, size: int) -> bytes | None:
@@ -170,4 +175,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_endpoint(main))

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from traffic.endpoint_exit import run_endpoint
+
 HEADER = struct.Struct("!16sIQd")  # sender name, block id, size, posted (CLOCK_MONOTONIC)
 FIELDS = ["sender", "cc", "msg_id", "size_bytes", "posted_s", "completed_s", "fct_s"]
 CHUNK_BYTES = 256 * 1024
@@ -182,4 +184,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_endpoint(main))

@@ -21,6 +21,8 @@ import struct
 import sys
 import time
 
+from traffic.endpoint_exit import run_endpoint
+
 DEFAULT_PORT = 5201
 ECN_CODEPOINTS = {"notect": 0, "ect1": 1, "ect0": 2, "ce": 3}
 _HEADER = struct.Struct("!IQ")  # flow id, sequence number
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_endpoint(main))
 
 
 # ---- driving flows on a fabric --------------------------------------------------------------

@@ -15,6 +15,8 @@ import struct
 import sys
 import time
 
+from traffic.endpoint_exit import run_endpoint
+
 PAYLOAD = struct.Struct("!IQd")  # flow, seq, send time
 PAD = bytes(64)
 
@@ -89,4 +91,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_endpoint(main))
