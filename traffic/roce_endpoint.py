@@ -25,8 +25,10 @@ import select
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from topologies.queues.tc_netlink import in_namespace
 from traffic.cnp import PAPER_CNP_INTERVAL_S, CnpPacer
 from traffic.dcqcn import PROFILES, DcqcnParams, make_reaction_point
 from traffic.dequeue_ecn import DequeueMarker
@@ -83,11 +85,13 @@ class _Stop:
 
 # ---- requester ---------------------------------------------------------------------------
 
-def build_senders(args: argparse.Namespace) -> tuple[list[QpSender], dict[str, object]]:
+def build_senders(args: argparse.Namespace, qp_texts: list[str]) -> tuple[list[QpSender],
+                                                                       dict[str, TxRing]]:
+    """The QPs of one host (in the namespace this thread is in), each with its TX ring."""
     senders = []
-    tx_socks: dict[str, object] = {}
+    tx_socks: dict[str, TxRing] = {}
     line = args.line_rate_bps
-    for text in args.qp:
+    for text in qp_texts:
         peer_ip, local_qpn, remote_qpn = parse_qp(text)
         route = resolve_route(peer_ip)
         ep = Endpoints(route.src_mac, route.next_hop_mac, route.src_ip, peer_ip,
@@ -102,44 +106,93 @@ def build_senders(args: argparse.Namespace) -> tuple[list[QpSender], dict[str, o
             max_burst_s = min(max_burst_s, params.rate_increase_timer_s)
         qp = QpSender(local_qpn, frames, req, rp, math.inf if args.unpaced else line,
                       Pacer(max_burst_s))
-        qp.ifname = route.ifname
         qp.src_ip = route.src_ip
-        senders.append(qp)
         if route.ifname not in tx_socks:
             tx_socks[route.ifname] = TxRing(open_tx(route.ifname), frames=4096)
+        qp.ring = tx_socks[route.ifname]
+        senders.append(qp)
     return senders, tx_socks
+
+
+@dataclass
+class SenderHost:
+    """One sending host: its QPs and the sockets they use, opened in the host's namespace
+    (a socket stays in the namespace it was created in, whichever one its process is in)."""
+
+    name: str
+    qps: list[QpSender]
+    rings: dict[str, TxRing]
+    rx: object
+
+    @property
+    def by_qpn(self) -> dict[int, QpSender]:
+        return {qp.qpn: qp for qp in self.qps}
+
+
+def open_host(args: argparse.Namespace, name: str, qp_texts: list[str],
+              netns: str | None = None) -> SenderHost:
+    with in_namespace(netns):
+        qps, rings = build_senders(args, qp_texts)
+        rx = open_rx(qps[0].src_ip)
+    return SenderHost(name, qps, rings, rx)
+
+
+def sender_hosts(args: argparse.Namespace) -> list[SenderHost]:
+    """This host (``--name``/``--qp``), or every host of ``--hosts``: one process then drives
+    the senders of many hosts on one clock, so that a busy 2-core machine does not have to
+    schedule one process per host on time (see docs/roce.md, "What limits a low D")."""
+    if args.hosts is None:
+        if not args.qp or not args.name:
+            raise SystemExit("give --qp and --name, or --hosts")
+        return [open_host(args, args.name, args.qp)]
+    if args.qp or args.schedule or args.posts:
+        raise SystemExit("--hosts gives each host's QPs and takes --messages/--message-bytes;"
+                         " it cannot be combined with --qp, --schedule or --posts")
+    try:
+        rows = json.loads(Path(args.hosts).read_text())
+        hosts = [(str(r["name"]), [str(q) for q in r["qp"]], str(r["netns"])) for r in rows]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"--hosts {args.hosts}: a JSON list of {{name, netns, qp: [...]}} "
+                         f"is needed ({exc})") from exc
+    return [open_host(args, name, qps, netns) for name, qps, netns in hosts]
 
 
 def run_sender(args: argparse.Namespace) -> int:
     set_timer_slack_ns(1)
     stop = _Stop()
-    qps, tx_socks = build_senders(args)
-    rx = open_rx(qps[0].src_ip)
-    by_qpn = {qp.qpn: qp for qp in qps}
+    hosts = sender_hosts(args)
+    qps = [qp for host in hosts for qp in host.qps]
+    by_qpn = [host.by_qpn for host in hosts]
     live = args.posts == "stdin"
-    plan = [] if live else _schedule(args, qps)  # (offset_s, qpn, size_bytes), in time order
-    sizes = {(qpn, size) for _, qpn, size in plan}
-    for qpn, size in sorted(sizes)[:64]:
-        by_qpn[qpn].warm(size, tx_socks[by_qpn[qpn].ifname])
-    feed = _LivePosts(by_qpn) if live else None
+    # (offset_s, host index, qpn, size_bytes), in time order
+    plan = [] if live else sorted(
+        ((offset, h, qpn, size) for h, host in enumerate(hosts)
+         for offset, qpn, size in _schedule(args, host.qps)), key=lambda row: row[0])
+    for h in range(len(hosts)):
+        sizes = sorted({(qpn, size) for _, i, qpn, size in plan if i == h})
+        for qpn, size in sizes[:64]:
+            by_qpn[h][qpn].warm(size, by_qpn[h][qpn].ring)
+    feed = _LivePosts(by_qpn[0]) if live else None
     start = feed.start_time() if feed is not None else _start_time(args)
-    posts = [start + offset for offset, _, _ in plan]
+    posts = [start + row[0] for row in plan]
     posted = 0
     deadline = start + args.max_duration_s
-    rings = list(tx_socks.values())
+    rings = [ring for host in hosts for ring in host.rings.values()]
+    rxs = [host.rx for host in hosts]
     while not stop.requested:
         now = time.monotonic()
         while posted < len(posts) and posts[posted] <= now:
-            _, qpn, size = plan[posted]
-            by_qpn[qpn].requester.post(size, posts[posted])
+            _, h, qpn, size = plan[posted]
+            by_qpn[h][qpn].requester.post(size, posts[posted])
             posted += 1
         if feed is not None:
             feed.read(now)
-        while (item := recv(rx)) is not None:
-            _on_control(item[0], by_qpn, time.monotonic())
+        for h, rx in enumerate(rxs):
+            while (item := recv(rx)) is not None:
+                _on_control(item[0], by_qpn[h], time.monotonic())
         now = time.monotonic()
         for qp in qps:
-            qp.send_due(now, tx_socks[qp.ifname], args.batch)
+            qp.send_due(now, qp.ring, args.batch)
         for ring in rings:
             ring.flush()
         if feed is not None:
@@ -155,10 +208,12 @@ def run_sender(args: argparse.Namespace) -> int:
             events.append(posts[posted])
         wait = (min(events) if events else now + 0.05) - time.monotonic()
         if wait > SPIN_S:
-            fds = [rx, sys.stdin] if feed is not None and not feed.ended else [rx]
+            fds = [*rxs, sys.stdin] if feed is not None and not feed.ended else rxs
             select.select(fds, [], [], min(wait, 0.05))
     end = time.monotonic()
-    _write_sender_outputs(args, qps, start, end, sum(r.drops for r in rings))
+    for host in hosts:
+        _write_sender_outputs(args, host.name, host.qps, start, end,
+                              sum(r.drops for r in host.rings.values()))
     if feed is not None:
         return 0 if feed.ended and all(qp.requester.done for qp in qps) else 1
     return 0 if all(qp.requester.done for qp in qps) and posted == len(posts) else 1
@@ -273,27 +328,27 @@ def _on_control(payload: bytes, by_qpn: dict[int, QpSender], now: float) -> None
             qp.on_ack(bth.psn, now)
 
 
-def _write_sender_outputs(args, qps: list[QpSender], start: float, end: float,
+def _write_sender_outputs(args, name: str, qps: list[QpSender], start: float, end: float,
                           local_drops: int) -> None:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = args.time_zero if args.time_zero is not None else start
-    with (out / f"roce_messages_{args.name}.csv").open("w", newline="") as f:
+    with (out / f"roce_messages_{name}.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(MESSAGE_FIELDS)
         for qp in qps:
             for c in qp.requester.completions:
-                writer.writerow([args.name, qp.qpn, c.msg_id, c.size_bytes,
+                writer.writerow([name, qp.qpn, c.msg_id, c.size_bytes,
                                  f"{c.posted_s - t0:.6f}", f"{c.completed_s - t0:.6f}",
                                  f"{c.completed_s - c.posted_s:.6f}"])
-    with (out / f"roce_rates_{args.name}.csv").open("w", newline="") as f:
+    with (out / f"roce_rates_{name}.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(RATE_FIELDS)
         for qp in qps:
             for s in qp.rate_samples:
-                writer.writerow([args.name, qp.qpn, f"{s.t_s - t0:.6f}", f"{s.rate_bps:.0f}",
+                writer.writerow([name, qp.qpn, f"{s.t_s - t0:.6f}", f"{s.rate_bps:.0f}",
                                  f"{s.target_bps:.0f}", f"{s.alpha:.5f}"])
-    stats = {"sender": args.name, "cc": args.cc, "duration_s": end - start,
+    stats = {"sender": name, "cc": args.cc, "duration_s": end - start,
              "local_drops": local_drops, "qps": []}
     for qp in qps:
         req, rp = qp.requester, qp.rp
@@ -309,7 +364,7 @@ def _write_sender_outputs(args, qps: list[QpSender], start: float, end: float,
                                 default=qp.rate_bps if not math.isinf(qp.rate_bps) else None),
             **_lag_stats(qp.pacer.lags_s),
         })
-    (out / f"roce_sender_{args.name}.json").write_text(json.dumps(stats, indent=1))
+    (out / f"roce_sender_{name}.json").write_text(json.dumps(stats, indent=1))
     print(json.dumps(stats), flush=True)
 
 
@@ -395,8 +450,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="role", required=True)
     p = sub.add_parser("send")
-    p.add_argument("--qp", action="append", required=True, help="PEER_IP:LOCAL_QPN:REMOTE_QPN")
-    p.add_argument("--name", required=True)
+    p.add_argument("--qp", action="append", help="PEER_IP:LOCAL_QPN:REMOTE_QPN")
+    p.add_argument("--name")
+    p.add_argument("--hosts", default=None, metavar="FILE",
+                   help="JSON list of {name, netns, qp: [...]}: drive the senders of these "
+                   "hosts from this one process (as root, from any namespace) instead of "
+                   "--name and --qp")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--messages", type=int, default=None)
     p.add_argument("--message-bytes", type=int, default=None)

@@ -19,7 +19,6 @@ import struct
 import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -254,7 +253,10 @@ def resolve_route(dst_ip: str, timeout_s: float = 3.0) -> Route:
     (route,) = _ip_json(["route", "get", dst_ip])
     ifname, src_ip = route["dev"], route["prefsrc"]
     hop = route.get("gateway", dst_ip)
-    src_mac = Path(f"/sys/class/net/{ifname}/address").read_text().strip()
+    # Asked of the kernel, not read from /sys: a process that entered this namespace with
+    # setns (one sender process driving many hosts) still sees its home namespace's /sys.
+    (link,) = _ip_json(["link", "show", "dev", ifname])
+    src_mac = link["address"]
     deadline = time.monotonic() + timeout_s
     while True:
         for entry in _ip_json(["neigh", "show", "to", hop, "dev", ifname]):

@@ -83,6 +83,10 @@ FIELDS = [
     Field("endpoint_rt_priority", "int", 0, "run the RoCE endpoints SCHED_FIFO at this "
           "priority (below the queue agent's 20) so they wake on time on a busy host; 0: "
           "normal scheduling", minimum=0, maximum=19),
+    Field("sender_processes", "choice", "per-host", "per-host: one RoCE sender process in "
+          "each sender's namespace; shared: one process drives every sender's QPs on one "
+          "clock (its sockets still in each sender's namespace), which a 2-core host "
+          "schedules on time at a low D (see docs/roce.md)", choices=("per-host", "shared")),
     Field("tcp_port", "int", 5201, "TCP baseline port on the receiver", minimum=1024,
           maximum=65535),
     Field("timeout", "duration", "120s", "give up a transport's phase after this long",
@@ -244,22 +248,31 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir,
     ready = rx.stdout.readline()
     if not ready:
         raise RuntimeError(f"RoCE receiver on {receiver} exited with {rx.wait()}")
+    common = ["--out-dir", str(out_dir), "--messages", str(workload["blocks"]),
+              "--message-bytes", str(size), "--interval-s", repr(workload["interval"]),
+              "--start-at", "stdin", "--line-rate-bps", str(line),
+              "--mtu-payload", str(workload["mtu_payload"]),
+              "--window", str(workload["window"]),
+              "--timeout-s", repr(workload["retransmit_timeout"]),
+              "--cc", "dcqcn" if transport == "roce-dcqcn" else "none",
+              *sender_cc_args(ctx.spec), "--max-duration-s", repr(workload["timeout"])]
+    send = [*python, "-m", "traffic.roce_endpoint", "send"]
+    qp_of = {sender: f"{fabric.host_ips[receiver]}:{_qpns(i)[0]}:{_qpns(i)[1]}"
+             for i, sender in enumerate(senders)}
     procs = []
-    for i, sender in enumerate(senders):
-        s_qpn, r_qpn = _qpns(i)
-        argv = [*python, "-m", "traffic.roce_endpoint", "send",
-                "--qp", f"{fabric.host_ips[receiver]}:{s_qpn}:{r_qpn}", "--name", sender,
-                "--out-dir", str(out_dir), "--messages", str(workload["blocks"]),
-                "--message-bytes", str(size), "--interval-s", repr(workload["interval"]),
-                "--start-at", "stdin", "--line-rate-bps", str(line),
-                "--mtu-payload", str(workload["mtu_payload"]),
-                "--window", str(workload["window"]),
-                "--timeout-s", repr(workload["retransmit_timeout"]),
-                "--cc", "dcqcn" if transport == "roce-dcqcn" else "none",
-                *sender_cc_args(ctx.spec),
-                "--max-duration-s", repr(workload["timeout"])]
-        procs.append((sender, fabric.popen(sender, argv, stdin=subprocess.PIPE,
-                                           stdout=subprocess.PIPE, text=True)))
+    if workload["sender_processes"] == "shared":
+        hosts = out_dir / f"senders-{transport}.json"
+        hosts.write_text(json.dumps([{"name": s, "netns": fabric.netns(s), "qp": [qp_of[s]]}
+                                     for s in senders]))
+        name = f"{senders[0]}..{senders[-1]}" if len(senders) > 1 else senders[0]
+        procs.append((name, fabric.popen_at(None, [*send, "--hosts", str(hosts), *common],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            text=True)))
+    else:
+        for sender in senders:
+            argv = [*send, "--qp", qp_of[sender], "--name", sender, *common]
+            procs.append((sender, fabric.popen(sender, argv, stdin=subprocess.PIPE,
+                                               stdout=subprocess.PIPE, text=True)))
     _start_together(procs)
     failed = _wait_all(ctx, procs, workload["timeout"] + START_DELAY_S + 10)
     rx.terminate()

@@ -17,8 +17,12 @@ pytestmark = pytest.mark.root
 SPEC = Path(__file__).resolve().parents[2] / "bench" / "fidelity_incast.toml"
 
 
-def test_eight_to_one_1mb_incast_is_lossless_and_uses_the_bottleneck(tmp_path, nothing_left):
-    spec = load_spec(str(SPEC), {"workload.block_bytes": 1_000_000})
+@pytest.mark.parametrize("senders", ["per-host", "shared"])
+def test_eight_to_one_1mb_incast_is_lossless_and_uses_the_bottleneck(tmp_path, senders,
+                                                                      nothing_left):
+    """Either way of running the senders: a process per host, or one driving all eight."""
+    spec = load_spec(str(SPEC), {"workload.block_bytes": 1_000_000,
+                                 "workload.sender_processes": senders})
     outcome = run_experiment(spec, tmp_path)
     summary = outcome.summary
     assert summary["status"] == "ok", summary.get("error")

@@ -112,6 +112,7 @@ FIELD_MAPPING: dict[tuple[str, str], tuple[str, str]] = {
     ("roce_incast", "cnp_interval"): (NOT_EXPRESSIBLE, "an ECN echo on every ACK"),
     ("roce_incast", "tcp_rto_min"): (NOT_NEEDED, "TCP baseline only"),
     ("roce_incast", "endpoint_rt_priority"): (NOT_NEEDED, "host scheduling of the emulation"),
+    ("roce_incast", "sender_processes"): (NOT_NEEDED, "host scheduling of the emulation"),
     ("roce_incast", "tcp_port"): (NOT_NEEDED, "TCP baseline only"),
     ("roce_incast", "timeout"): (NOT_NEEDED, "a wall-clock guard; the simulator stops at "
                                  "SIMULATOR_STOP_TIME"),
