@@ -5,7 +5,6 @@ while the workload runs, stop it at teardown."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -19,23 +18,13 @@ from typing import Any
 
 from kvfabric.shell import run
 from topologies.openflow import OVS_TIMEOUT_S
+from topologies.process_lifetime import die_with_parent
 
 CONNECT_TIMEOUT_S = 30.0
 
 
 class ControllerError(RuntimeError):
     """The controller did not come up, or died while the fabric needed it."""
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the runner dies, even by SIGKILL, so
-    a crashed run never leaves a controller listening (it lives in the root namespace, where
-    `kvfabric clean` does not look for processes)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -76,7 +65,7 @@ class ControllerProcess:
         self.port = free_port()
         with self.log_path.open("ab") as log:
             kwargs = {"stdout": log, "stderr": subprocess.STDOUT,
-                      "preexec_fn": _die_with_parent,
+                      "preexec_fn": die_with_parent,
                       "cwd": str(Path(__file__).resolve().parent.parent)}
             self.proc = (popen(self.argv(), **kwargs) if popen
                          else subprocess.Popen(self.argv(), start_new_session=True, **kwargs))

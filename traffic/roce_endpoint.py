@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from topologies.process_lifetime import die_with_parent
 from topologies.queues.tc_netlink import in_namespace
 from traffic.cnp import PAPER_CNP_INTERVAL_S, CnpPacer
 from traffic.dcqcn import PROFILES, DcqcnParams, make_reaction_point
@@ -145,6 +146,7 @@ def sender_hosts(args: argparse.Namespace) -> list[SenderHost]:
         if not args.qp or not args.name:
             raise SystemExit("give --qp and --name, or --hosts")
         return [open_host(args, args.name, args.qp)]
+    die_with_parent()  # in the root namespace, where `kvfabric clean` would not find us
     if args.qp or args.schedule or args.posts:
         raise SystemExit("--hosts gives each host's QPs and takes --messages/--message-bytes;"
                          " it cannot be combined with --qp, --schedule or --posts")

@@ -88,3 +88,42 @@ def test_clean_with_ovs_not_running_notes_it_and_succeeds(tmp_path, nothing_left
     nothing_left()
 
 
+
+
+def test_a_killed_runner_takes_its_shared_sender_with_it(tmp_path, nothing_left):
+    """The shared sender runs in the root namespace, where `kvfabric clean` finds no
+    processes: SIGKILL of the runner must still end it."""
+    proc = subprocess.Popen([str(KVFABRIC), "run", "roce_incast", "--results", str(tmp_path),
+                             "--set", "workload.sender_processes=shared",
+                             "--set", "workload.blocks=200",
+                             "--set", "workload.transports=roce-dcqcn"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "roce-dcqcn:" in line:
+            break
+    deadline = time.monotonic() + 60
+    sender = []
+    while not sender and time.monotonic() < deadline:
+        sender = [p for p in Path("/proc").glob("[0-9]*")
+                  if "--hosts" in _cmdline(p) and "traffic.roce_endpoint" in _cmdline(p)]
+        time.sleep(0.1)
+    assert sender, "no shared sender process started"
+    time.sleep(3)  # past its start: it sends, and no longer reads its stdin
+    assert all(p.exists() for p in sender), "the shared sender ended early"
+    proc.kill()
+    proc.wait()
+    for _ in range(50):
+        if not any(p.exists() for p in sender):
+            break
+        time.sleep(0.1)
+    assert not any(p.exists() for p in sender), "the shared sender outlived its runner"
+    clean = kvfabric("clean")
+    assert clean.returncode == 0, clean.stderr
+    nothing_left()
+
+
+def _cmdline(proc_dir: Path) -> str:
+    try:
+        return (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

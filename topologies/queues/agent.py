@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy  # noqa: F401  (imported now, not at the first telemetry read mid-run)
 
+from ..process_lifetime import die_with_parent
 from .ebpf_marker import TL_BIN_NS, MarkerHandle
 from .pfc_frames import MAX_QUANTA, PFC_QUANTUM_BITS, parse_pfc_bytes, pfc_frame
 from .pfc_model import PfcState
@@ -534,14 +535,6 @@ def stop_agents(pids: list[int]) -> None:
         (AGENT_DIR / str(pid)).unlink(missing_ok=True)
 
 
-def _die_with_parent() -> None:
-    """SIGTERM us when the process that started us dies, even by SIGKILL."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m topologies.queues.agent CONFIG.json", file=sys.stderr)
@@ -554,7 +547,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    _die_with_parent()
+    die_with_parent()
     AGENT_DIR.mkdir(parents=True, exist_ok=True)
     registration = AGENT_DIR / str(os.getpid())
     registration.write_text(config.out_dir)
