@@ -3,12 +3,14 @@ reference incast must reproduce HPCC's published figures (../shared/REFERENCES.m
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
+from kvfabric_command import kvfabric
 
 from kvfabric import cli, results
-from kvfabric.engines.hpcc_ns3 import simulator
+from kvfabric.engines.hpcc_ns3 import simulator, trace
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM, WHY = simulator.locate()
@@ -29,3 +31,33 @@ def test_simulated_8_to_1_incast_reproduces_hpcc_figures(tmp_path):
     assert summary["queues"]["bottleneck_depth_max_bytes"] == pytest.approx(815e3, rel=0.1)
     assert summary["queues"]["pause_frames_received"] == 0
     assert summary["timings_s"]["simulation"] > 0
+
+
+READER, READER_WHY = trace.locate(None, SIM.root if SIM else None)
+
+
+@pytest.mark.skipif(SIM is None or READER is None,
+                    reason=f"HPCC's ns-3 simulator or its trace_reader not found: {WHY}; "
+                           f"{READER_WHY}")
+def test_the_traced_incast_decodes_into_every_packet_the_receiver_saw(tmp_path):
+    """`kvfabric sim --trace h1` as a user runs it: the receiver h1 receives every data packet
+    of the 8 x 1 MB flows (1000 B payloads), and acknowledges each (ACK per packet)."""
+    proc = kvfabric("sim", ROOT / "bench" / "fidelity_incast.toml", "--results", tmp_path,
+                    "--trace", "h1", "--no-queue-monitor", "--timeout", "600",
+                    timeout_s=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = results.find_run("latest", tmp_path)
+    packets = results.load_summary(run_dir)["packet_trace"]
+    assert packets["decoded"] is True and packets["drops"] == 0
+    with (run_dir / "packets.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == packets["rows"]
+    received = [r for r in rows if r["node"] == "h1" and r["event"] == "Recv"
+                and r["packet"] == "data"]
+    assert len(received) == 8 * 1000
+    assert {r["src"] for r in received} == {f"h{i}" for i in range(2, 10)}
+    assert sum(int(r["payload_bytes"]) for r in received) == 8 * 1_000_000
+    assert 0 < packets["data_ce_marked"] < len(received)
+    acks = [r for r in rows if r["node"] == "h1" and r["packet"] == "ack"
+            and r["event"] == "Dequ"]
+    assert len(acks) == len(received)
