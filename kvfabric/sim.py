@@ -101,17 +101,15 @@ def run_simulation(spec: Spec, inputs, sim: simulator.Simulator, root: Path,
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.toml").write_text(to_toml(spec))
     sim_dir = run_dir / "sim"
-    inputs.write(sim_dir)
-    status, error = "ok", None
-    started = time.monotonic()
-    try:
-        ran = simulator.run(sim, sim_dir, timeout_s=timeout_s)
-        wall, cpu = ran.wall_s, ran.cpu_s
-        if ran.returncode != 0:
-            status, error = "failed", f"simulator exited with {ran.returncode} (see sim/sim.log)"
-    except Exception as exc:  # a timeout or a binary that cannot start
-        wall, cpu = time.monotonic() - started, 0.0
-        status, error = "failed", f"simulator: {exc}"
+    simulate = lambda inputs: _simulate(sim, inputs, sim_dir, timeout_s)  # noqa: E731
+    status, error, wall, cpu = simulate(inputs)
+    rounds = None
+    if status == "ok" and inputs.workload_plan is not None:  # serving_disagg: take turns
+        from .engines.hpcc_ns3.serving import take_turns
+
+        inputs, rounds, (status, error, more_wall, more_cpu) = take_turns(spec, inputs,
+                                                                          sim_dir, simulate)
+        wall, cpu = wall + more_wall, cpu + more_cpu
     imported: dict[str, Any] = {"results": {}, "queues": None}
     try:
         imported = import_outputs(spec, inputs, sim_dir, run_dir)
@@ -146,11 +144,30 @@ def run_simulation(spec: Spec, inputs, sim: simulator.Simulator, root: Path,
         "results": res, "queues": imported["queues"],
         "approximations": inputs.config.approximations,
     }
+    if rounds is not None:
+        summary["facts"].update(serving_rounds=rounds, trace_mapping=inputs.workload_plan.mapping,
+                                instances=inputs.workload_plan.host_of)
     if packets is not None:
         summary["packet_trace"] = packets
     results.write_json(run_dir / "summary.json", summary)
     summary["run_dir"] = run_dir
     return summary
+
+
+def _simulate(sim: simulator.Simulator, inputs, sim_dir: Path, timeout_s: float | None
+              ) -> tuple[str, str | None, float, float]:
+    """Write ``inputs`` to ``sim_dir`` and run the simulator there: (status, error, wall s,
+    CPU s)."""
+    inputs.write(sim_dir)
+    started = time.monotonic()
+    try:
+        ran = simulator.run(sim, sim_dir, timeout_s=timeout_s)
+    except Exception as exc:  # a timeout or a binary that cannot start
+        return "failed", f"simulator: {exc}", time.monotonic() - started, 0.0
+    if ran.returncode != 0:
+        return ("failed", f"simulator exited with {ran.returncode} (see sim/sim.log)",
+                ran.wall_s, ran.cpu_s)
+    return "ok", None, ran.wall_s, ran.cpu_s
 
 
 def _decode_trace(inputs, sim_dir: Path, run_dir: Path,
