@@ -61,3 +61,30 @@ def test_the_traced_incast_decodes_into_every_packet_the_receiver_saw(tmp_path):
     acks = [r for r in rows if r["node"] == "h1" and r["packet"] == "ack"
             and r["event"] == "Dequ"]
     assert len(acks) == len(received)
+
+
+@pytest.mark.skipif(SIM is None, reason=f"HPCC's ns-3 simulator not found: {WHY}")
+def test_a_small_serving_window_runs_on_the_simulator_and_feeds_the_model(tmp_path):
+    """4 requests of 1K-token prompts, 2 prefill -> 2 decode at 25G: each 16 MB KV share
+    (NIC 0 of 8) crosses an idle fabric at its line rate plus headers (1048 B frames for
+    1000 B payloads), and the model's transfer times are the simulated FCTs."""
+    proc = kvfabric("sim", "serving_disagg", "--set", "workload.prefill=2",
+                    "--set", "workload.decode=2", "--set", "workload.input_tokens=1024",
+                    "--set", "workload.max_requests=4", "--set", "workload.rate=48",
+                    "--results", tmp_path, "--no-queue-monitor", "--timeout", "600",
+                    timeout_s=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = results.find_run("latest", tmp_path)
+    summary = results.load_summary(run_dir)
+    assert summary["engine"] == "hpcc-ns3" and summary["facts"]["serving_rounds"]["converged"]
+    with (run_dir / "flows.csv").open() as f:
+        simulated = sorted(float(r["fct_s"]) for r in csv.DictReader(f))
+    with (run_dir / "transfers.csv").open() as f:
+        fed_back = sorted(float(r["fct_emulated_s"]) for r in csv.DictReader(f))
+    assert len(simulated) == 4 and fed_back == pytest.approx(simulated, abs=1e-9)
+    line_rate_s = 16_777_216 * 8 / 25e9 * 1048 / 1000
+    assert simulated == pytest.approx([line_rate_s] * 4, rel=0.02)
+    res = summary["results"]
+    assert res["all_requests_completed"] and res["disaggregated_slo_attainment"] == 1.0
+    assert res["disaggregated_ttft_transfer_p50_ms"] == pytest.approx(line_rate_s * 1e3,
+                                                                      rel=0.02)
