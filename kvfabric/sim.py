@@ -88,6 +88,11 @@ def _cmd(args: argparse.Namespace) -> int:
     elif packets:
         print(f"  packet trace NOT decoded: {packets['why']}; the simulator's binary trace "
               "is in sim/mix.tr")
+    turns = outcome["facts"].get("serving_rounds")
+    if turns:
+        print(f"  serving model rounds  {turns['rounds']} simulator run(s), "
+              + ("converged" if turns["converged"] else
+                 f"{turns['transfers_differing']} transfers still moved (see approximations)"))
     print(f"  simulator wall time   {outcome['timings_s']['simulation']:.2f} s")
     return EXIT_OK if outcome["status"] == "ok" else EXIT_FAILED
 

@@ -95,3 +95,74 @@ def test_simulated_fcts_are_the_serving_models_transfer_times(tmp_path):
 
 def test_nic0_share_is_the_kv_models():
     assert preset("llama-3-8b").bytes_per_nic(1024, 8, 8)[0] == NIC0_BYTES
+
+
+def _two_requests(tmp_path, gap_ms: float) -> str:
+    """A Mooncake trace of two 1K-token requests ``gap_ms`` apart, 2 output tokens each,
+    no shared prefix: whether the second goes to decode0 depends on whether the first has
+    finished there, i.e. on how long its KV transfer took."""
+    path = tmp_path / "two.jsonl"
+    path.write_text("".join(json.dumps({"timestamp": t, "input_length": 1024,
+                                        "output_length": 2, "hash_ids": [10 * i, 10 * i + 1]})
+                            + "\n" for i, t in enumerate([0, gap_ms])))
+    return str(path)
+
+
+def _dsts(flow_txt) -> list[str]:
+    return [line.split()[1] for line in flow_txt.read_text().splitlines()[1:]]
+
+
+def test_when_the_simulated_times_move_a_transfer_the_moved_plan_is_simulated(tmp_path):
+    """First guess (line rate): request 0 has finished on decode0 when request 1's KV is
+    ready, so it goes there too. Simulated at 30 ms, request 0 is still decoding: request 1
+    goes to decode1, and that plan is simulated in a second round."""
+    two = ["--set", "workload.prefill=2", "--set", "workload.decode=2",
+           "--set", f"workload.trace={_two_requests(tmp_path, 20)}"]
+    assert kvfabric("sim", "serving_disagg", *two, "--export-only",
+                    tmp_path / "in").returncode == 0
+    assert _dsts(tmp_path / "in" / "flow.txt") == ["0", "0"]
+    proc = kvfabric("sim", "serving_disagg", *two, "--ns3",
+                    _fake_checkout(tmp_path, False, fct_ns=30_000_000),
+                    "--results", tmp_path / "results", "--no-queue-monitor")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = (tmp_path / "results" / "serving_disagg").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["facts"]["serving_rounds"] == {"rounds": 2, "transfers_differing": 0,
+                                                   "converged": True}
+    assert _dsts(run_dir / "sim" / "flow.txt") == ["0", "1"]
+    with (run_dir / "transfers.csv").open() as f:
+        assert [(t["dst_host"], float(t["fct_emulated_s"])) for t in csv.DictReader(f)] == [
+            ("h1", 0.03), ("h2", 0.03)]
+
+
+def test_a_plan_that_keeps_moving_is_reported_after_the_last_round(tmp_path):
+    """Times that flip the second request's decode instance every round never settle: after
+    MAX_ROUNDS the run says how many transfers differ from what was simulated."""
+    from kvfabric.engines.hpcc_ns3.inputs import build_inputs
+    from kvfabric.engines.hpcc_ns3.serving import MAX_ROUNDS, take_turns
+
+    spec = load_spec("serving_disagg", {"workload.prefill": 2, "workload.decode": 2,
+                                        "workload.trace": _two_requests(tmp_path, 20)})
+    sim_dir = tmp_path / "sim"
+    runs = []
+
+    def simulate(inputs):  # 30 ms in odd rounds, 1 ms in even ones
+        inputs.write(sim_dir)
+        fct_ns = 1_000_000 if len(runs) % 2 else 30_000_000
+        runs.append(_dsts(sim_dir / "flow.txt"))
+        rows = [line.split() for line in (sim_dir / "flow.txt").read_text().splitlines()[1:]]
+        (sim_dir / "fct.txt").write_text("".join(
+            f"{0x0b000001 + int(s) * 0x100:08x} {0x0b000001 + int(d) * 0x100:08x} {10000 + k} "
+            f"100 {size} {round(float(start) * 1e9)} {fct_ns} 1\n"
+            for k, (s, d, _pg, _dport, size, start) in enumerate(rows)))
+        return "ok", None, 1.0, 1.0
+
+    first = build_inputs(spec)
+    simulate(first)
+    inputs, rounds, (status, _, wall, _) = take_turns(spec, first, sim_dir, simulate)
+    assert status == "ok" and len(runs) == MAX_ROUNDS and wall == MAX_ROUNDS - 1
+    assert runs[:3] == [["0", "0"], ["0", "1"], ["0", "0"]]
+    assert rounds == {"rounds": MAX_ROUNDS, "transfers_differing": 1, "converged": False}
+    assert any(n.startswith(f"after {MAX_ROUNDS} simulator runs the serving model's plan "
+                            "still differs from the simulated one in 1 of 2 transfers")
+               for n in inputs.config.approximations)

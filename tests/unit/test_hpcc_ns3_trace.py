@@ -61,24 +61,24 @@ def test_packets_csv_names_nodes_and_ports_and_counts_what_matters(tmp_path):
 
 
 FAKE_SIMULATOR = """#!{python}
-# Stands in for scratch/third: every flow of flow.txt finishes in 3 ms; an opaque mix.tr.
+# Stands in for scratch/third: every flow of flow.txt finishes in {fct_ns} ns; an opaque mix.tr.
 lines = open("flow.txt").read().split("\\n")[1:]
 with open("fct.txt", "w") as out:
     for k, line in enumerate(l for l in lines if l.strip()):
         src, dst, _pg, dport, size, start = line.split()
         ip = lambda n: 0x0b000001 + int(n) * 0x100
         out.write(f"{{ip(src):08x}} {{ip(dst):08x}} {{10000 + k}} {{dport}} {{size}} "
-                  f"{{round(float(start) * 1e9)}} 3000000 340000\\n")
+                  f"{{round(float(start) * 1e9)}} {fct_ns} 340000\\n")
 for name in ("pfc.txt", "qlen.txt"):
     open(name, "w").close()
 open("mix.tr", "wb").write(b"binary")
 """
 
 
-def _fake_checkout(tmp_path: Path, with_reader: bool) -> Path:
+def _fake_checkout(tmp_path: Path, with_reader: bool, fct_ns: int = 3_000_000) -> Path:
     binary = tmp_path / "hpcc" / "simulation" / "build" / "scratch" / "third"
     binary.parent.mkdir(parents=True)
-    binary.write_text(FAKE_SIMULATOR.format(python=sys.executable))
+    binary.write_text(FAKE_SIMULATOR.format(python=sys.executable, fct_ns=fct_ns))
     binary.chmod(0o755)
     if with_reader:  # prints the fixture whatever the trace file holds
         reader = tmp_path / "hpcc" / "analysis" / "trace_reader"
