@@ -68,7 +68,7 @@ def _run_point_simulated(ns3: str | None) -> RunPoint:
     def run(spec: Spec, run_dir: Path):
         summary = run_simulation(spec, build_inputs(spec), sim, run_dir.parent,
                                  run_dir=run_dir)
-        return SimpleNamespace(status=summary["status"], summary=summary)
+        return SimpleNamespace(status=summary["status"], summary=summary, signals=[])
     return run
 
 

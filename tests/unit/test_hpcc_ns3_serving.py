@@ -166,3 +166,18 @@ def test_a_plan_that_keeps_moving_is_reported_after_the_last_round(tmp_path):
     assert any(n.startswith(f"after {MAX_ROUNDS} simulator runs the serving model's plan "
                             "still differs from the simulated one in 1 of 2 transfers")
                for n in inputs.config.approximations)
+
+
+def test_a_sweep_on_the_simulator_runs_every_point(tmp_path):
+    """`kvfabric sweep --engine hpcc-ns3` through the installed command (a simulated point's
+    outcome once lacked the signals the sweep checks, a traceback after the first point)."""
+    proc = kvfabric("sweep", "serving_disagg", "--engine", "hpcc-ns3",
+                    "--ns3", _fake_checkout(tmp_path, False), "--results", tmp_path / "res",
+                    "--param", "workload.max_requests=2,3")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (sweep_dir,) = (tmp_path / "res" / "serving_disagg").glob("sweep-*")
+    with (sweep_dir / "sweep.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["workload.max_requests"], r["status"], r["disaggregated_requests"])
+            for r in rows] == [("2", "ok", "2"), ("3", "ok", "3")]
+    assert all(float(r["transfer_p50_ms"]) == pytest.approx(3.0) for r in rows)
