@@ -62,6 +62,10 @@ def _cmd(args: argparse.Namespace) -> int:
     except NotExportable as exc:
         print(f"kvfabric sim: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.trace_reader and not trace_nodes:
+        print("kvfabric sim: --trace-reader decodes a packet trace: give --trace NODES too "
+              "(e.g. --trace h1)", file=sys.stderr)
+        return EXIT_USAGE
     if args.export_only:
         out = Path(args.export_only)
         inputs.write(out)

@@ -125,3 +125,21 @@ def test_a_trace_reader_path_that_is_not_one_is_refused_before_running(tmp_path)
     err = usage_error(_sim(tmp_path, simulation, "--trace-reader", tmp_path / "nowhere"))
     assert "--trace-reader" in err and "make trace_reader" in err
     assert not (tmp_path / "results").exists()
+
+
+def test_a_trace_reader_that_fails_is_said_with_its_error(tmp_path):
+    simulation = _fake_checkout(tmp_path, with_reader=True)
+    reader = simulation.parent / "analysis" / "trace_reader"
+    reader.write_text("#!/bin/sh\necho 'trace_reader: Assertion ret != 0 failed' >&2\nexit 134\n")
+    proc = _sim(tmp_path, simulation)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ("packet trace NOT decoded: trace_reader failed: " in proc.stdout
+            and "exited with 134: trace_reader: Assertion ret != 0 failed" in proc.stdout)
+    _, summary = _summary(tmp_path)
+    assert summary["packet_trace"]["decoded"] is False
+
+
+def test_trace_reader_without_trace_nodes_is_refused(tmp_path):
+    err = usage_error(kvfabric("sim", INCAST, "--trace-reader", tmp_path, "--export-only",
+                               tmp_path / "in"))
+    assert "--trace NODES" in err and not (tmp_path / "in").exists()

@@ -158,16 +158,20 @@ def write_packets(lines: Iterable[str], out: Path, names: dict[int, str],
 
 def decode(reader: Path, trace_file: Path, out: Path, names: dict[int, str],
            peers: dict[tuple[int, int], int], offset_ns: int) -> DecodedTrace:
-    """Run ``reader trace_file`` and stream its lines into ``out`` (packets.csv)."""
-    with subprocess.Popen([str(reader), str(trace_file)], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as proc:
+    """Run ``reader trace_file`` and stream its lines into ``out`` (packets.csv); its stderr
+    goes to trace_reader.log beside the trace."""
+    log = trace_file.with_name("trace_reader.log")
+    with log.open("w") as err, subprocess.Popen([str(reader), str(trace_file)],
+                                                stdout=subprocess.PIPE, stderr=err,
+                                                text=True) as proc:
         try:
             decoded = write_packets(proc.stdout, out, names, peers, offset_ns)
         except TraceLineError:
             proc.kill()
             raise
-        err = proc.stderr.read()
     if proc.returncode != 0:
-        raise RuntimeError(f"{reader} exited with {proc.returncode}: {err.strip()[-300:]}")
+        tail = log.read_text().strip()[-300:]
+        raise RuntimeError(f"{reader} exited with {proc.returncode}"
+                           + (f": {tail}" if tail else f" (see sim/{log.name})"))
     decoded.summary["trace_reader"] = str(reader)
     return decoded
