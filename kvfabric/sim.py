@@ -159,6 +159,9 @@ def run_simulation(spec: Spec, inputs, sim: simulator.Simulator, root: Path,
     if packets is not None:
         summary["packet_trace"] = packets
     results.write_json(run_dir / "summary.json", summary)
+    from .report import write_run_report
+
+    write_run_report(run_dir)  # a view of what is written; a failure is logged, not raised
     summary["run_dir"] = run_dir
     return summary
 

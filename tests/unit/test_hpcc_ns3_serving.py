@@ -88,6 +88,9 @@ def test_simulated_fcts_are_the_serving_models_transfer_times(tmp_path):
         assert key in res, key
     assert res["all_requests_completed"] is True
     assert (run_dir / "latency_cdfs.png").exists() and (run_dir / "policies.csv").exists()
+    report = (run_dir / "report.md").read_text()
+    assert "| disaggregated_ttft_p99_ms |" in report and "take turns" in report
+    assert f"Repeat it with `kvfabric sim {run_dir / 'spec.toml'}`" in report
     cmp = kvfabric("compare", run_dir, run_dir, "--out", tmp_path / "cmp")
     assert cmp.returncode == 0, cmp.stdout + cmp.stderr
     assert "| disaggregated_ttft_p99_ms |" in (tmp_path / "cmp" / "report.md").read_text()
