@@ -65,10 +65,10 @@ def plan_serving(spec: Spec, hosts: list[str],
     if simulated_s is None:
         nics = workload["gpus_per_instance"]
         port = LinkFormulaTransfer(spec.scale.target_host_rate_bps * nics)
-    else:
-        known = [s for s in simulated_s.values() if s > 0]
-        port = RecordedTransfer(simulated_s, default_s=sorted(known)[len(known) // 2]
-                                if known else 0.0)
+    else:  # a transfer not simulated yet takes the median (the plan then is not the one run)
+        known = sorted(s for s in simulated_s.values() if s > 0)
+        unsimulated_s = known[len(known) // 2] if known else 0.0
+        port = RecordedTransfer(simulated_s, default_s=unsimulated_s)
     run = serve(requests, "disaggregated", config, port)
     nic_bytes = nic0_bytes(workload)
     transfers = []
@@ -76,7 +76,7 @@ def plan_serving(spec: Spec, hosts: list[str],
         if math.isnan(r.transfer_start_s):
             continue
         size = nic_bytes(r.transfer_tokens)
-        fct = simulated_s.get(r.index, math.nan) if simulated_s is not None else math.nan
+        fct = simulated_s.get(r.index, unsimulated_s) if simulated_s is not None else math.nan
         if size == 0:  # the decode instance holds every block: nothing crosses the fabric
             fct = 0.0
         transfers.append(MeasuredTransfer(r.index, host_of[r.prefill_instance],
