@@ -218,16 +218,18 @@ def write_results(run_dir: Path, requests, config: ClusterConfig, workload: dict
     _write_offline(run_dir, requests, config, workload, transfers)
 
 
-def model_notes(workload: dict[str, Any], transfers_are: str) -> list[str]:
+def model_notes(workload: dict[str, Any], transfers_are: str,
+                timed: str = "measured") -> list[str]:
     """What the serving model approximates, whoever carries the transfers
-    (``transfers_are``: how their times were obtained)."""
+    (``transfers_are``: how their times were obtained; ``timed``: "measured" or
+    "simulated")."""
     return [
         "prefill and decode compute are the serving model's roofline profile (no GPU); the KV "
         f"transfers are {transfers_are}, NIC 0's share of each instance's "
         f"{workload['gpus_per_instance']} NICs",
         "goodput and the attainment curve are searched on the run's requests repeated "
         f"{workload['goodput_repeats']} times back to back, and with the per-policy table "
-        "replay each request's measured transfer time (congestion and bytes as measured at "
+        f"replay each request's {timed} transfer time (congestion and bytes as {timed} at "
         "the run's rate and policy) at the other rates and under the other policies",
     ]
 

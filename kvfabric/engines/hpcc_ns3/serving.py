@@ -82,7 +82,8 @@ def plan_serving(spec: Spec, hosts: list[str],
         transfers.append(MeasuredTransfer(r.index, host_of[r.prefill_instance],
                                           host_of[r.decode_instance], size, r.transfer_start_s,
                                           0.0, fct, r.transfer_start_s + fct))
-    notes = model_notes(workload, "simulated (HPCC ns-3 at the target rate)") + [
+    notes = model_notes(workload, "simulated (HPCC ns-3 at the target rate)",
+                        "simulated") + [
         "the serving model and the simulator take turns (the simulator runs a fixed flow "
         "list): the model plans, the simulator runs the plan, the model plans again with the "
         "simulated times, until the plan is the one simulated",
