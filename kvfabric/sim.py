@@ -53,7 +53,7 @@ def _cmd(args: argparse.Namespace) -> int:
     from .units import parse_duration_s
 
     overrides = dict(_parse_override(item) for item in args.set or [])
-    spec = load_spec(args.spec, overrides, force=True)  # no host limit on a simulated fabric
+    spec = load_spec(args.spec, overrides, simulated=True)  # no emulation limits
     delay = parse_duration_s(args.link_delay)
     try:
         trace_nodes = tuple(n.strip() for n in (args.trace or "").split(",") if n.strip())

@@ -184,3 +184,21 @@ def test_a_sweep_on_the_simulator_runs_every_point(tmp_path):
     assert [(r["workload.max_requests"], r["status"], r["disaggregated_requests"])
             for r in rows] == [("2", "ok", "2"), ("3", "ok", "3")]
     assert all(float(r["transfer_p50_ms"]) == pytest.approx(3.0) for r in rows)
+
+
+@pytest.mark.parametrize("experiment,heavy", [
+    ("serving_disagg", {"workload.max_requests": 200, "workload.rate": 2000.0,
+                        "workload.duration": "100ms"}),
+    ("kv_trace", {"workload.max_requests": 5000, "workload.rate": 100000.0,
+                  "workload.duration": "50ms"})])
+def test_the_emulations_plan_budget_does_not_limit_the_simulator(tmp_path, experiment, heavy):
+    """A load the emulated NICs cannot carry within the timeout is refused for `kvfabric
+    run` and exported for `kvfabric sim` (the simulator runs at the target rate)."""
+    from kvfabric.spec import SpecError
+
+    with pytest.raises(SpecError, match="over the 120 s timeout"):
+        load_spec(experiment, heavy)
+    sets = [a for k, v in heavy.items() for a in ("--set", f"{k}={v}")]
+    proc = kvfabric("sim", experiment, *sets, "--export-only", tmp_path / "in")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert int((tmp_path / "in" / "flow.txt").read_text().split()[0]) > 100
