@@ -113,10 +113,13 @@ def report_host(as_json: bool, probe: Callable[[], HostReport] = probe_host) -> 
     else:
         width = max(100, shutil.get_terminal_size((120, 24)).columns)
         print(render_table(report, width=width))
-        from .sim import simulator_status
+        from .sim import simulator_status, trace_reader_status
 
         found, where = simulator_status()
         print(f"simulator (kvfabric sim --engine hpcc-ns3): "
+              f"{'found' if found else 'not found'}: {where}")
+        found, where = trace_reader_status()
+        print(f"simulator's trace_reader (kvfabric sim --trace): "
               f"{'found' if found else 'not found'}: {where}")
     if not report.minimum_ok:
         # With --json, stdout stays parseable JSON; the fixes go to stderr.

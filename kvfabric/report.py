@@ -139,7 +139,8 @@ def render_run_report(run_dir: Path) -> str:
             for section, table in spec.items() if section != "experiment"
             and isinstance(table, dict) for k, v in table.items()]
     out += md_table(["field", "value"], rows) if rows else ["(spec.toml missing)"]
-    out += ["", f"Repeat it with `kvfabric run {run_dir / 'spec.toml'}`.", ""]
+    command = "sim" if summary.get("engine") == "hpcc-ns3" else "run"
+    out += ["", f"Repeat it with `kvfabric {command} {run_dir / 'spec.toml'}`.", ""]
     timings = summary.get("timings_s") or {}
     if timings:
         out += ["## Timings", "", *md_table(["phase", "seconds"],

@@ -187,9 +187,11 @@ def find_spec_file(name_or_path: str) -> Path:
 
 
 def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None,
-              force: bool = False) -> Spec:
+              force: bool = False, simulated: bool = False) -> Spec:
     """Read, validate and resolve a spec; raises SpecError listing every problem. force:
-    accept a fabric larger than this host can build in reasonable time (capacity.py)."""
+    accept a fabric larger than this host can build in reasonable time (capacity.py);
+    simulated: the spec runs on a simulator, so the emulation's limits (host capacity, the
+    plan budget of the emulated NICs) do not apply."""
     path = find_spec_file(name_or_path)
     raw = read_toml(path)
     issues = [SpecIssue(section, "must be a table", f"write it as [{section}] with its "
@@ -202,10 +204,11 @@ def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None,
         section, _, key = dotted.partition(".")
         raw.setdefault(section, {})[key] = value
     raw.setdefault("experiment", {}).setdefault("name", path.stem)
-    return validate(raw, source=str(path), force=force)
+    return validate(raw, source=str(path), force=force or simulated, simulated=simulated)
 
 
-def validate(raw: dict[str, Any], source: str = "<spec>", force: bool = False) -> Spec:
+def validate(raw: dict[str, Any], source: str = "<spec>", force: bool = False,
+             simulated: bool = False) -> Spec:
     issues: list[SpecIssue] = []
     for section in raw:
         if section not in ("experiment", "fabric", "queues", "workload", "tenants"):
@@ -251,7 +254,7 @@ def validate(raw: dict[str, Any], source: str = "<spec>", force: bool = False) -
         WORKLOADS[kind].check(workload, topo, issues)
         if not issues and hasattr(WORKLOADS[kind], "check_plan"):
             WORKLOADS[kind].check_plan(workload, topo, scale.dilation, experiment["seed"],
-                                       issues)
+                                       issues, budget=not simulated)
         if not force:
             _check_capacity(fabric, topo, issues)
     if issues:

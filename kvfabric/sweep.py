@@ -68,7 +68,7 @@ def _run_point_simulated(ns3: str | None) -> RunPoint:
     def run(spec: Spec, run_dir: Path):
         summary = run_simulation(spec, build_inputs(spec), sim, run_dir.parent,
                                  run_dir=run_dir)
-        return SimpleNamespace(status=summary["status"], summary=summary)
+        return SimpleNamespace(status=summary["status"], summary=summary, signals=[])
     return run
 
 
@@ -161,7 +161,7 @@ def run_sweep(plan: SweepPlan, sweep_dir: Path, run_point: RunPoint,
               say: Callable[[str], None] = print, force: bool = False,
               engine: str = "emulation") -> dict[str, Any]:
     """Run what is not done yet; returns the final state (also in sweep_dir/sweep.json)."""
-    specs = validate_points(plan, force)  # every point, before anything runs
+    specs = validate_points(plan, force, simulated=engine == "hpcc-ns3")  # before any runs
     state_path = sweep_dir / STATE_FILE
     state = load_state(sweep_dir) if state_path.exists() else _new_state(plan, specs[0].name)
     if _plan_id_of(state) != plan.plan_id:
@@ -308,7 +308,7 @@ def _cmd(args: argparse.Namespace) -> int:
                          _overrides(args.set))
         sweep_dir = None
     # The host's emulation limits do not bound a simulated sweep.
-    specs = validate_points(plan, args.force or args.engine == "hpcc-ns3")
+    specs = validate_points(plan, args.force, simulated=args.engine == "hpcc-ns3")
     runs = len(plan.runs())
     if args.dry_run:
         print(f"{_command_line(plan)}\n{runs} runs ({len(specs)} points x {plan.repeat}), "

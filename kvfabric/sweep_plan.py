@@ -182,13 +182,16 @@ def make_plan(spec: str, params: list[str], repeat: int | None, metric: str | No
     return plan
 
 
-def validate_points(plan: SweepPlan, force: bool = False) -> list[Spec]:
+def validate_points(plan: SweepPlan, force: bool = False,
+                    simulated: bool = False) -> list[Spec]:
     """The resolved spec of every point, or one SpecError listing every bad point. force:
-    accept fabrics larger than this host can build in reasonable time."""
+    accept fabrics larger than this host can build in reasonable time; simulated: the
+    points run on a simulator (no emulation limits)."""
     specs, issues = [], []
     for values in plan.combos():
         try:
-            specs.append(load_spec(plan.spec, {**plan.overrides, **values}, force=force))
+            specs.append(load_spec(plan.spec, {**plan.overrides, **values}, force=force,
+                                   simulated=simulated))
         except SpecError as exc:
             label = ", ".join(f"{k}={v}" for k, v in values.items())
             for issue in exc.issues:

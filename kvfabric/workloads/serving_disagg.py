@@ -121,7 +121,7 @@ def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -
 
 
 def check_plan(workload: dict[str, Any], topo: FabricTopo, dilation: float, seed: int,
-               issues: list[SpecIssue]) -> None:
+               issues: list[SpecIssue], budget: bool = True) -> None:
     """Refuse a load whose KV bytes cannot cross the emulated NICs within the timeout. The
     driver skips the fabric's idle stretches, so the bound is the bytes alone: every request
     uncached, spread over the prefill hosts as the planner places them, all at once."""
@@ -130,6 +130,8 @@ def check_plan(workload: dict[str, Any], topo: FabricTopo, dilation: float, seed
     except ValueError as exc:
         issues.append(SpecIssue("workload.trace", str(exc), "widen the window or check "
                                 "workload.trace_start_s / trace_duration_s / busiest_s"))
+        return
+    if not budget:  # a simulated run: no emulated NIC has to carry it in the timeout
         return
     pool = kv_patterns.Pool.xpyd(workload["prefill"], workload["decode"])
     tp = workload["gpus_per_instance"]
@@ -154,11 +156,9 @@ def run(ctx) -> None:
     requests, mapping = trace_load.load_requests(workload, spec.experiment["seed"], d)
     ctx.record("trace_mapping", mapping)
     config = cluster_config(workload)
-    hosts = fabric.topo.host_names()
-    decode = hosts[:workload["decode"]]
-    prefill = hosts[workload["decode"]:workload["decode"] + workload["prefill"]]
-    host_of = {f"decode{j}": h for j, h in enumerate(decode)}
-    host_of.update({f"prefill{i}": h for i, h in enumerate(prefill)})
+    host_of = instance_hosts(fabric.topo.host_names(), workload)
+    decode = [host_of[f"decode{j}"] for j in range(workload["decode"])]
+    prefill = [host_of[f"prefill{i}"] for i in range(workload["prefill"])]
     ctx.record("instances", host_of)
     out_dir = ctx.run_dir / "roce"
     out_dir.mkdir(exist_ok=True)
@@ -188,23 +188,52 @@ def run(ctx) -> None:
     ctx.record("report_lag_target_s_max", max(live.late_s, default=0.0))
     ctx.record("post_lag_target_s_max", max((t.post_lag_s for t in live.transfers),
                                             default=0.0))
-    colocated = serve(requests, "colocated", config)
-    write_rows(ctx.run_dir / "requests_disaggregated.csv", [asdict(r) for r in live.records])
-    write_rows(ctx.run_dir / "requests_colocated.csv", [asdict(r) for r in colocated.records])
-    write_rows(ctx.run_dir / "transfers.csv", [asdict(t) for t in live.transfers],
-               [f.name for f in fields(MeasuredTransfer)])
-    _write_offline(ctx.run_dir, requests, config, workload, live.transfers)
+    write_results(ctx.run_dir, requests, config, workload, live.records, live.transfers)
     ctx.facts.setdefault("approximations", []).extend([
-        "prefill and decode compute are the serving model's roofline profile (no GPU); the KV "
-        "transfers are measured on the fabric, NIC 0's share of each instance's "
-        f"{workload['gpus_per_instance']} NICs; time dilation {d:g} (results in target units)",
+        *model_notes(workload, f"measured on the fabric; time dilation {d:g} (results in "
+                               "target units)"),
         "the fabric runs only while a transfer is in flight: idle stretches of the trace are "
         "skipped (nothing on the fabric can change then)",
+    ])
+
+
+def instance_hosts(hosts: list[str], workload: dict[str, Any]) -> dict[str, str]:
+    """Serving instance -> fabric host: decode0.. on the first D hosts, prefill0.. on the
+    next P."""
+    decode = hosts[:workload["decode"]]
+    prefill = hosts[workload["decode"]:workload["decode"] + workload["prefill"]]
+    host_of = {f"decode{j}": h for j, h in enumerate(decode)}
+    host_of.update({f"prefill{i}": h for i, h in enumerate(prefill)})
+    return host_of
+
+
+def write_results(run_dir: Path, requests, config: ClusterConfig, workload: dict[str, Any],
+                  records, transfers: list[MeasuredTransfer]) -> None:
+    """The raw files ``analyse`` reads, from the disaggregated run's records and its
+    transfers' times (measured on the fabric, or simulated): both modes' requests, the
+    transfers, and the offline attainment and policy tables."""
+    colocated = serve(requests, "colocated", config)
+    write_rows(run_dir / "requests_disaggregated.csv", [asdict(r) for r in records])
+    write_rows(run_dir / "requests_colocated.csv", [asdict(r) for r in colocated.records])
+    write_rows(run_dir / "transfers.csv", [asdict(t) for t in transfers],
+               [f.name for f in fields(MeasuredTransfer)])
+    _write_offline(run_dir, requests, config, workload, transfers)
+
+
+def model_notes(workload: dict[str, Any], transfers_are: str,
+                timed: str = "measured") -> list[str]:
+    """What the serving model approximates, whoever carries the transfers
+    (``transfers_are``: how their times were obtained; ``timed``: "measured" or
+    "simulated")."""
+    return [
+        "prefill and decode compute are the serving model's roofline profile (no GPU); the KV "
+        f"transfers are {transfers_are}, NIC 0's share of each instance's "
+        f"{workload['gpus_per_instance']} NICs",
         "goodput and the attainment curve are searched on the run's requests repeated "
         f"{workload['goodput_repeats']} times back to back, and with the per-policy table "
-        "replay each request's measured transfer time (congestion and bytes as measured at "
+        f"replay each request's {timed} transfer time (congestion and bytes as {timed} at "
         "the run's rate and policy) at the other rates and under the other policies",
-    ])
+    ]
 
 
 def _start_receivers(ctx, decode: list[str], prefill: list[str], out_dir: Path) -> list:

@@ -45,9 +45,18 @@ def test_the_simulator_runs_in_the_inputs_folder(tmp_path):
 
 
 def test_doctor_reports_the_simulator(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("KVFABRIC_TRACE_READER", raising=False)
     monkeypatch.setenv(simulator.ENV_VAR, str(_fake_build(tmp_path)))
     assert doctor.main([], probe=lambda: make_report(NO_RED_HOST)) == 0
-    assert "simulator (kvfabric sim --engine hpcc-ns3): found" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "simulator (kvfabric sim --engine hpcc-ns3): found" in out
+    assert "trace_reader (kvfabric sim --trace): not found" in out  # none beside the fake
+    reader = tmp_path / "analysis" / "trace_reader"
+    reader.parent.mkdir()
+    reader.write_text("#!/bin/sh\n")
+    reader.chmod(0o755)
+    doctor.main([], probe=lambda: make_report(NO_RED_HOST))
+    assert f"trace_reader (kvfabric sim --trace): found: {reader}" in capsys.readouterr().out
     monkeypatch.setenv(simulator.ENV_VAR, str(tmp_path / "nowhere"))
     doctor.main([], probe=lambda: make_report(NO_RED_HOST))
     assert "hpcc-ns3): not found" in capsys.readouterr().out

@@ -2,8 +2,9 @@
 
 Raw files in target units (the simulator runs at the real rate: dilation 1): ``flows.csv``
 (one row per transfer), the workload's own files (``<transport>/roce_messages_<host>.csv`` for
-roce_incast, ``plan.csv`` and ``roce/`` for kv_trace) so its analysis runs unchanged,
-``queues/qlen_ports.csv`` (per switch port, from the queue histogram) and
+roce_incast, ``plan.csv`` and ``roce/`` for kv_trace, ``roce/`` and the serving files for
+serving_disagg) so its analysis runs unchanged, ``queues/qlen_ports.csv`` (per switch port,
+from the queue histogram) and
 ``queues/pfc_events.csv`` (the emulation's columns). The simulator's own files stay in sim/.
 """
 
@@ -66,6 +67,8 @@ def import_outputs(spec: Spec, inputs: SimInputs, sim_dir: Path, run_dir: Path) 
     folder = run_dir / _workload_folder(sim_spec)
     folder.mkdir(exist_ok=True)
     _write_messages(folder, rows)
+    if kind == "serving_disagg":
+        _write_serving(run_dir, sim_spec, inputs)
     if kind == "kv_trace":
         _write_plan(run_dir / "plan.csv", inputs)
     workload_summary = WORKLOADS[kind].analyse(run_dir, sim_spec)
@@ -81,8 +84,18 @@ def import_outputs(spec: Spec, inputs: SimInputs, sim_dir: Path, run_dir: Path) 
     return {"results": workload_summary, "queues": queue_summary}
 
 
+def _write_serving(run_dir: Path, sim_spec: Spec, inputs: SimInputs) -> None:
+    """The emulated run's serving files (requests per mode, transfers, offline tables) from
+    the serving model's last turn, whose transfer times are the simulated ones."""
+    from ...workloads.serving_disagg import write_results
+
+    served = inputs.workload_plan
+    write_results(run_dir, served.requests, served.config, sim_spec.workload, served.records,
+                  served.transfers)
+
+
 def _workload_folder(sim_spec: Spec) -> str:
-    if sim_spec.workload["kind"] == "kv_trace":
+    if sim_spec.workload["kind"] in ("kv_trace", "serving_disagg"):
         return "roce"
     from ...workloads.roce_incast import transports
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ...spec import Spec
 from .mapping import SimConfig, simulator_config
-from .plan import SimFlow, node_ids, target_topology, transfers
+from .plan import SimFlow, node_ids, target_topology, workload_transfers
 
 START_OFFSET_S = 2.0
 #: The simulator dumps its queue histogram when the time is a multiple of this (third.cc).
@@ -39,6 +40,8 @@ class SimInputs:
     node_ids: dict[str, int] = field(default_factory=dict)
     link_delay_s: float = 1e-6
     queue_monitor: bool = True
+    trace_nodes: tuple[str, ...] = ()
+    workload_plan: Any = None  # serving_disagg: the serving model's turn (serving.py)
 
     def write(self, folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -52,8 +55,11 @@ class SimInputs:
 
 
 def build_inputs(spec: Spec, link_delay_s: float = 1e-6, queue_monitor: bool = True,
-                 trace_nodes: tuple[str, ...] = ()) -> SimInputs:
-    flows, notes = transfers(spec)
+                 trace_nodes: tuple[str, ...] = (),
+                 simulated_s: dict[int, float] | None = None) -> SimInputs:
+    """The inputs of ``spec``; ``simulated_s`` (serving_disagg): the previous round's
+    simulated transfer times, by request index, for the serving model to plan with."""
+    flows, notes, workload_plan = workload_transfers(spec, simulated_s)
     if not flows:
         from .plan import NotExportable
 
@@ -87,7 +93,8 @@ def build_inputs(spec: Spec, link_delay_s: float = 1e-6, queue_monitor: bool = T
     config.keys = ordered
     return SimInputs(config, topology_text(topo, ids, link_delay_s), flow_text(flows, ids),
                      trace_text([ids[n] for n in trace_nodes]), plan=flows, node_ids=ids,
-                     link_delay_s=link_delay_s, queue_monitor=queue_monitor)
+                     link_delay_s=link_delay_s, queue_monitor=queue_monitor,
+                     trace_nodes=tuple(trace_nodes), workload_plan=workload_plan)
 
 
 def horizon(flows: list[SimFlow], host_rate_bps: float) -> tuple[float, int]:

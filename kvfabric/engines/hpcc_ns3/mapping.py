@@ -129,6 +129,21 @@ FIELD_MAPPING[("kv_trace", "transport")] = (MAPPED, "CC_MODE")
 for _name in ("mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
               "cnp_interval", "timeout"):
     FIELD_MAPPING[("kv_trace", _name)] = FIELD_MAPPING[("roce_incast", _name)]
+# serving_disagg: the serving model plans the KV transfers (flow.txt) and is fed the simulated
+# FCTs; its SLOs and offline searches read those times, as in the emulated run.
+for _name in ("prefill", "decode", "model", "gpu", "gpus_per_instance", "trace", "trace_format",
+              "trace_start_s", "trace_duration_s", "busiest_s", "trace_rate_rps",
+              "time_scale", "max_requests", "rate", "duration", "input_tokens",
+              "output_tokens", "policy"):
+    FIELD_MAPPING[("serving_disagg", _name)] = (MAPPED, "flow.txt: the serving model's KV "
+                                                "transfer plan")
+for _name in ("ttft_slo_s", "tpot_slo_s", "goodput_rates", "goodput_repeats"):
+    FIELD_MAPPING[("serving_disagg", _name)] = (NOT_NEEDED, "the serving model's metrics, "
+                                                "computed from the simulated transfer times")
+FIELD_MAPPING[("serving_disagg", "transport")] = (MAPPED, "CC_MODE")
+for _name in ("mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
+              "cnp_interval", "timeout"):
+    FIELD_MAPPING[("serving_disagg", _name)] = FIELD_MAPPING[("roce_incast", _name)]
 
 
 def spec_fields(kind: str) -> list[tuple[str, Any]]:
@@ -145,9 +160,9 @@ def unexpressed(spec: Spec) -> list[str]:
     the transport timer, the lossy buffer)."""
     kind = spec.workload["kind"]
     sections = {"experiment": spec.experiment, **spec.target, kind: spec.target["workload"]}
-    in_effect_by_default = {("roce_incast", "window"), ("roce_incast", "retransmit_timeout"),
-                            ("kv_trace", "window"), ("kv_trace", "retransmit_timeout"),
-                            ("fabric", "buffer")}
+    in_effect_by_default = {(k, name) for k in ("roce_incast", "kv_trace", "serving_disagg")
+                            for name in ("window", "retransmit_timeout")}
+    in_effect_by_default.add(("fabric", "buffer"))
     notes = []
     for section, f in spec_fields(kind):
         status, why = FIELD_MAPPING[(section, f.name)]

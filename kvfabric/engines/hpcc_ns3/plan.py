@@ -11,7 +11,7 @@ from topologies.leafspine import FabricTopo
 from ...spec import Spec, make_topology
 
 #: Workloads whose traffic is a set of RDMA transfers, and why the others are not.
-EXPORTABLE = ("roce_incast", "kv_trace")
+EXPORTABLE = ("roce_incast", "kv_trace", "serving_disagg")
 NOT_EXPORTABLE = {
     "tcp_incast": "its traffic is kernel TCP (the simulator's RDMA NICs have no TCP stack)",
     "tcp_flows": "its traffic is kernel TCP streams",
@@ -58,15 +58,31 @@ def node_ids(topo: FabricTopo) -> dict[str, int]:
 
 def transfers(spec: Spec) -> tuple[list[SimFlow], list[str]]:
     """The workload's transfers in target units, and what of the workload they leave out."""
+    flows, notes, _ = workload_transfers(spec)
+    return flows, notes
+
+
+def workload_transfers(spec: Spec, simulated_s: dict[int, float] | None = None
+                       ) -> tuple[list[SimFlow], list[str], Any]:
+    """The transfers, the notes, and the workload's own plan where the import needs it (the
+    serving model's turn, ``serving.ServingPlan``, planned with ``simulated_s`` as transfer
+    times when given)."""
     kind = spec.workload["kind"]
     if kind not in EXPORTABLE:
         reason = NOT_EXPORTABLE.get(kind, "its traffic is not a set of transfers")
         raise NotExportable(f"workload {kind!r} cannot run on hpcc-ns3: {reason}; "
                             f"exportable workloads: {', '.join(EXPORTABLE)}")
     workload = spec.target["workload"]
+    if kind == "serving_disagg":
+        from .serving import plan_serving
+
+        served = plan_serving(spec, target_topology(spec).host_names(), simulated_s)
+        flows = [SimFlow(t.src_host, t.dst_host, t.size_bytes, t.start_s)
+                 for t in served.transfers if t.size_bytes]
+        return flows, list(served.notes), served
     if kind == "roce_incast":
-        return _incast(spec, workload)
-    return _kv_trace(spec, workload)
+        return (*_incast(spec, workload), None)
+    return (*_kv_trace(spec, workload), None)
 
 
 def _incast(spec: Spec, workload: dict[str, Any]) -> tuple[list[SimFlow], list[str]]:
