@@ -189,7 +189,7 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
     try:
         workload_summary = WORKLOADS[spec.workload["kind"]].analyse(run_dir, spec)
         if (run_dir / "queues").is_dir():
-            queue_summary = analyse_queues(run_dir, spec.scale.dilation)
+            queue_summary = analyse_queues(run_dir, spec.scale)
             failure = pfc_failure(queue_summary, ctx.fabric.queue_settings.pfc)
             if failure and status == "ok":
                 status, error = "failed", failure

@@ -138,6 +138,7 @@ def test_queue_results_are_written_with_the_run(tmp_path, nothing_left):
     queues = summary["queues"]
     assert queues["pause_frames_sent"] > 0 and queues["drops_by_class"]["lossless"] == 0
     assert queues["telemetry_bin_s"] == 0.0001
+    assert queues["plot_ports"][0] == queues["bottleneck"]  # queues.png draws the bottleneck
     assert any("PFC" in note for note in summary["approximations"])
     env = json.loads((run_dir / "env.json").read_text())
     assert env["queues"]["ecn_backend"] in ("red", "ebpf")
