@@ -60,7 +60,14 @@ def _parse_override(item: str) -> tuple[str, object]:
 
 
 def _print_headline(summary: dict) -> None:
+    from .report import flatten_mapping, format_value
+
     for key, value in (summary.get("results") or {}).items():
+        if isinstance(value, dict):  # nested results (roce_incast's transports), one a line
+            print(f"  {key}")
+            for sub, item in flatten_mapping(value).items():
+                print(f"    {sub:34} {format_value(sub.rpartition('.')[2], item)}")
+            continue
         if isinstance(value, float):
             value = f"{value:.4g}"
         print(f"  {key:24} {value}")
