@@ -108,6 +108,13 @@ def _cmd_show(args) -> int:
     for line in scale_and_fidelity_lines(summary):
         print(f"  {line}")
     _print_headline(summary)
+    derived = summary.get("derived") or {}
+    if derived:
+        from .report import format_derived
+
+        print("  values derived where the spec says 0:")
+        for dotted, values in derived.items():
+            print(f"    {dotted:34} {format_derived(dotted, values)}")
     files = sorted(p.name for p in run_dir.iterdir())
     print("  files       " + ", ".join(files))
     return EXIT_OK

@@ -69,6 +69,13 @@ def format_spec_value(dotted: str, value: Any, kinds: dict[str, str] | None = No
     return format_value(dotted, value)
 
 
+def format_derived(dotted: str, values: list[Any], kinds: dict[str, str] | None = None) -> str:
+    """The value(s) a derived (0 in the spec) field ran with, marked as derived."""
+    shown = [format_spec_value(dotted, v, kinds) for v in (values[0], values[-1])]
+    return (shown[0] if len(values) == 1 else f"{shown[0]} to {shown[1]} per switch port") \
+        + " (derived)"
+
+
 def metric_label(key: str) -> tuple[str, float]:
     """Axis label and scale factor for plotting a result key."""
     name = key.replace("_", " ")
@@ -166,7 +173,10 @@ def render_run_report(run_dir: Path) -> str:
         out.append("No results: the workload produced nothing to analyse.")
     out += ["", "## Setup", ""]
     kinds = spec_field_kinds()
-    rows = [[f"{section}.{k}", format_spec_value(f"{section}.{k}", v, kinds)]
+    derived = summary.get("derived") or {}
+    rows = [[f"{section}.{k}", format_derived(f"{section}.{k}", derived[f"{section}.{k}"],
+                                              kinds) if derived.get(f"{section}.{k}")
+             else format_spec_value(f"{section}.{k}", v, kinds)]
             for section, table in spec.items() if section != "experiment"
             and isinstance(table, dict) for k, v in table.items()]
     out += md_table(["field", "value"], rows) if rows else ["(spec.toml missing)"]

@@ -60,6 +60,10 @@ class FabricTopo(Topo):
     def neighbors(self, node: str) -> list[str]:
         return [b if a == node else a for a, b in self.links() if node in (a, b)]
 
+    def ingress_ports(self, node: str) -> int:
+        """Ports that can feed one egress port of ``node`` (PFC headroom is sized for them)."""
+        return max(1, len(self.neighbors(node)) - 1)
+
     def describe(self) -> dict:
         return {"class": type(self).__name__, "host_rate_bps": self.host_rate_bps,
                 "fabric_rate_bps": self.fabric_rate_bps, "buffer_bytes": self.buffer_bytes,
