@@ -77,7 +77,8 @@ def time_mininet(has_netem: bool, errors: _MininetErrors) -> tuple[float, float]
     try:
         switch = partial(OVSSwitch, datapath="user", failMode="standalone")
         start = time.perf_counter()
-        net = Mininet(topo=LeafSpine(**SHAPE), switch=switch, link=BaselineLink,
+        # stp=False: like kvfabric's fabric, the baseline's bridges run no spanning tree.
+        net = Mininet(topo=LeafSpine(**SHAPE, stp=False), switch=switch, link=BaselineLink,
                       controller=None, autoSetMacs=True)
         net.start()
         up = time.perf_counter() - start
