@@ -60,7 +60,14 @@ def _parse_override(item: str) -> tuple[str, object]:
 
 
 def _print_headline(summary: dict) -> None:
+    from .report import flatten_mapping, format_value
+
     for key, value in (summary.get("results") or {}).items():
+        if isinstance(value, dict):  # nested results (roce_incast's transports), one a line
+            print(f"  {key}")
+            for sub, item in flatten_mapping(value).items():
+                print(f"    {sub:34} {format_value(sub.rpartition('.')[2], item)}")
+            continue
         if isinstance(value, float):
             value = f"{value:.4g}"
         print(f"  {key:24} {value}")
@@ -101,6 +108,13 @@ def _cmd_show(args) -> int:
     for line in scale_and_fidelity_lines(summary):
         print(f"  {line}")
     _print_headline(summary)
+    derived = summary.get("derived") or {}
+    if derived:
+        from .report import format_derived
+
+        print("  values derived where the spec says 0:")
+        for dotted, values in derived.items():
+            print(f"    {dotted:34} {format_derived(dotted, values)}")
     files = sorted(p.name for p in run_dir.iterdir())
     print("  files       " + ", ".join(files))
     return EXIT_OK

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import results
 from .engine_compare import QUEUE_MEAN_NOTE, engine_rows, plot_engines, wants_engine_section
-from .report import format_spec_value, format_value, md_table, read_spec
+from .report import flatten_mapping, format_spec_value, format_value, md_table, read_spec
 from .schema import SpecError, SpecIssue
 
 
@@ -99,8 +99,16 @@ def write_comparison(runs: list[dict[str, Any]], out_dir: Path) -> Path:
         if plot:
             out += [f"![{plot.name}]({plot.name})", ""]
     out += ["## Results", ""]
-    out += md_table(header, [[k, *(format_value(k, (r["summary"].get("results") or {}).get(k))
-                                   for r in runs)] for k in result_keys]) + [""]
+    values = [r["summary"].get("results") or {} for r in runs]
+    nested = [k for k in result_keys if any(isinstance(v.get(k), dict) for v in values)]
+    out += md_table(header, [[k, *(format_value(k, v.get(k)) for v in values)]
+                             for k in result_keys if k not in nested]) + [""]
+    for name in nested:  # e.g. roce_incast's transports: one row per entry and result
+        flat = [flatten_mapping(v.get(name) or {}) for v in values]
+        keys = list(dict.fromkeys(k for f in flat for k in f))
+        out += [f"### {name}", "", *md_table(header, [
+            [k, *(format_value(k.rpartition(".")[2], f.get(k)) for f in flat)]
+            for k in keys]), ""]
     if plots:
         out += ["## Overlaid plots", ""] + [f"![{p.name}]({p.name})\n" for p in plots]
     else:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from . import results
+from .dilation import Scale
+from .queue_plot import busiest_ports, plot_summary
 
 
 def write_queue_counters(run_dir: Path, fabric) -> None:
@@ -53,10 +55,10 @@ def queue_approximations(ecn_backend: str) -> list[str]:
     return notes
 
 
-def analyse_queues(run_dir: Path, dilation: float = 1.0) -> dict[str, Any]:
-    """Queue figures of a run. Time paused is in target seconds (emulated / ``dilation``,
-    the emulated figure beside it); the agent's sweep periods are wall-clock (the agent runs
-    in real time), with the p99 also in target microseconds."""
+def analyse_queues(run_dir: Path, scale: Scale) -> dict[str, Any]:
+    """Queue figures of a run. Time paused is in target seconds (the emulated figure beside
+    it); the agent's sweep periods are wall-clock (the agent runs in real time), with the p99
+    also in target microseconds."""
     q = run_dir / "queues"
     counters = results.read_csv(q / "queue_counters.csv")
     ecn = results.read_csv(q / "ecn.csv")
@@ -72,19 +74,19 @@ def analyse_queues(run_dir: Path, dilation: float = 1.0) -> dict[str, Any]:
         "pause_frames_sent": sum(int(r["pause_sent"]) for r in pfc),
         "resume_frames_sent": sum(int(r["resume_sent"]) for r in pfc),
         "pause_frames_received": sum(int(r["pause_received"]) for r in pfc),
-        "time_paused_s_total": sum(float(r["time_paused_s"]) for r in pfc) / dilation,
+        "time_paused_s_total": scale.target_s(sum(float(r["time_paused_s"]) for r in pfc)),
         "time_paused_s_total_emulated": round(sum(float(r["time_paused_s"]) for r in pfc), 4),
         "telemetry_bin_s": agent.get("telemetry_bin_s"),
         "agent_sweep_median_s": agent.get("sweep_period_median_s"),
         "agent_sweep_p99_s": agent.get("sweep_period_p99_s"),
         "agent_dataplane_errors": agent.get("dataplane_errors", {}),
-        "agent_sweep_p99_target_us": agent["sweep_period_p99_s"] / dilation * 1e6
+        "agent_sweep_p99_target_us": scale.target_s(agent["sweep_period_p99_s"]) * 1e6
         if agent.get("sweep_period_p99_s") is not None else None,
     }
-    summary.update(bottleneck_depth(results.read_csv(q / "telemetry.csv")))
-    plot = plot_queues(q / "telemetry.csv", run_dir / "queues.png")
-    if plot:
-        summary["plot"] = "queues.png"
+    telemetry = results.read_csv(q / "telemetry.csv")
+    summary.update(bottleneck_depth(telemetry))
+    summary.update(plot_summary(telemetry, run_dir / "queues.png", scale,
+                                agent.get("telemetry_bin_s")))
     return summary
 
 
@@ -102,49 +104,20 @@ def pfc_failure(queue_summary: dict[str, Any], pfc_on: bool) -> str | None:
 
 
 def bottleneck_depth(rows: list[dict[str, str]]) -> dict[str, Any]:
-    """Queue depth (from 100 us bins) at the port and class that carried the most bytes
-    while queued: the run's bottleneck."""
-    queued: dict[tuple[str, str, str], list[int]] = {}
-    for r in rows:
-        queued.setdefault((r["node"], r["port"], r["class"]), []).append(
-            int(r["max_depth_bytes"]))
-    if not queued:
+    """Queue depth (from 100 us bins) at the port and class that held the most bytes while
+    queued (``queue_plot.busiest_ports``): the run's bottleneck."""
+    top = busiest_ports(rows, 1)
+    if not top:
         return {}
-    key = max(queued, key=lambda k: sum(queued[k]))
-    depths = sorted(queued[key])
+    key = top[0]
+    depths = sorted(int(r["max_depth_bytes"]) for r in rows
+                    if (r["node"], r["port"], r["class"]) == key)
     if not depths[-1]:
         return {}
     pick = lambda q: depths[min(len(depths) - 1, int(q * len(depths)))]  # noqa: E731
     return {"bottleneck": f"{key[0]} {key[1]} ({key[2]})",
             "bottleneck_depth_p50_bytes": pick(0.5), "bottleneck_depth_p99_bytes": pick(0.99),
             "bottleneck_depth_max_bytes": depths[-1]}
-
-
-def plot_queues(telemetry_csv: Path, out: Path, ports: int = 4) -> bool:
-    """Queue depth (deepest per 100 us bin) and marks over time, busiest switch ports."""
-    rows = results.read_csv(telemetry_csv)
-    if not rows:
-        return False
-    from .plotting import new_figure, save_figure
-
-    totals: dict[tuple[str, str, str], int] = {}
-    for r in rows:
-        key = (r["node"], r["port"], r["class"])
-        totals[key] = max(totals.get(key, 0), int(r["max_depth_bytes"]))
-    busiest = sorted(totals, key=totals.get, reverse=True)[:ports]
-    fig, (ax_depth, ax_marks) = new_figure(nrows=2, width=8, height=6)
-    for key in busiest:
-        series = [r for r in rows if (r["node"], r["port"], r["class"]) == key]
-        t = [float(r["t_s"]) for r in series]
-        ax_depth.plot(t, [int(r["max_depth_bytes"]) / 1000 for r in series], lw=0.8,
-                      label=f"{key[0]} {key[1]} ({key[2]})")
-        ax_marks.plot(t, [int(r["marks"]) for r in series], lw=0.8)
-    ax_depth.set_ylabel("queue depth at enqueue (KB)")
-    ax_depth.legend(fontsize=7, loc="upper right")
-    ax_marks.set_ylabel("CE marks per 100 us")
-    ax_marks.set_xlabel("time since the fabric came up (s)")
-    save_figure(fig, out)
-    return True
 
 
 def port_window(run_dir: Path, peer: str, cls: str = "lossless") -> dict[str, float]:

@@ -69,6 +69,13 @@ def format_spec_value(dotted: str, value: Any, kinds: dict[str, str] | None = No
     return format_value(dotted, value)
 
 
+def format_derived(dotted: str, values: list[Any], kinds: dict[str, str] | None = None) -> str:
+    """The value(s) a derived (0 in the spec) field ran with, marked as derived."""
+    shown = [format_spec_value(dotted, v, kinds) for v in (values[0], values[-1])]
+    return (shown[0] if len(values) == 1 else f"{shown[0]} to {shown[1]} per switch port") \
+        + " (derived)"
+
+
 def metric_label(key: str) -> tuple[str, float]:
     """Axis label and scale factor for plotting a result key."""
     name = key.replace("_", " ")
@@ -90,6 +97,42 @@ def md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
              "|" + " --- |" * len(headers)]
     lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
     return lines
+
+
+def nested_tables(results: dict[str, Any], prefix: str = "") -> list[tuple[str, list, list]]:
+    """(title, headers, rows) for every nested mapping in ``results``, values in readable
+    units: a mapping of mappings (roce_incast's ``transports``) as one column per entry, a
+    mapping of values as result/value rows; mappings nested deeper get tables of their own,
+    titled by their dotted path."""
+    tables: list[tuple[str, list, list]] = []
+    for name, value in results.items():
+        if not isinstance(value, dict) or not value:
+            continue
+        title = prefix + name
+        if all(isinstance(v, dict) for v in value.values()):
+            keys = list(dict.fromkeys(k for row in value.values() for k in row
+                                      if not isinstance(row[k], dict)))
+            tables.append((title, ["result", *value], [
+                [k, *(format_value(k, row.get(k)) for row in value.values())] for k in keys]))
+            for column, row in value.items():
+                tables += nested_tables(row, f"{title}.{column}.")
+        else:
+            rows = [[k, format_value(k, v)] for k, v in value.items() if not isinstance(v, dict)]
+            if rows:
+                tables.append((title, ["result", "value"], rows))
+            tables += nested_tables(value, f"{title}.")
+    return tables
+
+
+def flatten_mapping(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as dotted keys to its values (``roce-dcqcn.fct_p50_us``)."""
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, dict):
+            flat.update(flatten_mapping(item, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = item
+    return flat
 
 
 def read_spec(run_dir: Path) -> dict[str, Any]:
@@ -120,22 +163,20 @@ def render_run_report(run_dir: Path) -> str:
     out += [*scale_and_fidelity_lines(summary), ""]
     results = summary.get("results") or {}
     out += ["## Results", ""]
-    tables = {k: v for k, v in results.items() if isinstance(v, dict) and v
-              and all(isinstance(row, dict) for row in v.values())}
-    flat = {k: v for k, v in results.items() if k not in tables}
+    flat = {k: v for k, v in results.items() if not isinstance(v, dict)}
     if flat:
         out += md_table(["result", "value", "raw"],
                         [[k, format_value(k, v), v] for k, v in flat.items()])
-    for name, rows in tables.items():
-        keys = list(dict.fromkeys(k for row in rows.values() for k in row))
-        out += ["", f"### {name}", "", *md_table(
-            ["result", *rows], [[k, *(format_value(k, row.get(k)) for row in rows.values())]
-                                for k in keys])]
+    for name, headers, rows in nested_tables(results):
+        out += ["", f"### {name}", "", *md_table(headers, rows)]
     if not results:
         out.append("No results: the workload produced nothing to analyse.")
     out += ["", "## Setup", ""]
     kinds = spec_field_kinds()
-    rows = [[f"{section}.{k}", format_spec_value(f"{section}.{k}", v, kinds)]
+    derived = summary.get("derived") or {}
+    rows = [[f"{section}.{k}", format_derived(f"{section}.{k}", derived[f"{section}.{k}"],
+                                              kinds) if derived.get(f"{section}.{k}")
+             else format_spec_value(f"{section}.{k}", v, kinds)]
             for section, table in spec.items() if section != "experiment"
             and isinstance(table, dict) for k, v in table.items()]
     out += md_table(["field", "value"], rows) if rows else ["(spec.toml missing)"]

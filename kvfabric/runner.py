@@ -19,6 +19,7 @@ from topologies.fabric import Fabric
 
 from . import results
 from .capture import parse_capture, start_captures
+from .derived import derived_values
 from .environment import collect_environment
 from .fidelity import CpuSampler
 from .fidelity import assess as assess_fidelity
@@ -123,7 +124,7 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress,
     workload = WORKLOADS[spec.workload["kind"]]
     try:
         with guard.interruptible():
-            (run_dir / "spec.toml").write_text(to_toml(spec))
+            (run_dir / "spec.toml").write_text(to_toml(spec, derived_values(spec)))
             progress.update("probing host")
             capabilities = _probe_capabilities()
             results.write_json(run_dir / "env.json", collect_environment(
@@ -189,7 +190,7 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
     try:
         workload_summary = WORKLOADS[spec.workload["kind"]].analyse(run_dir, spec)
         if (run_dir / "queues").is_dir():
-            queue_summary = analyse_queues(run_dir, spec.scale.dilation)
+            queue_summary = analyse_queues(run_dir, spec.scale)
             failure = pfc_failure(queue_summary, ctx.fabric.queue_settings.pfc)
             if failure and status == "ok":
                 status, error = "failed", failure
@@ -208,6 +209,7 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
                    "ovs_datapath": ctx.fabric.ovs_datapath if spec.fabric["mode"] ==
                    "openflow" else None, **ctx.spec.make_topology().describe()},
         "scale": spec.scale.to_summary(),
+        "derived": derived_values(spec),
         "fidelity": fidelity,
         "timings_s": timings,
         "facts": ctx.facts,

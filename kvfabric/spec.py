@@ -373,14 +373,24 @@ def _check_queues(queues: dict[str, Any], fabric: dict[str, Any],
                                     "it to 0 (derived)"))
 
 
-def to_toml(spec: Spec) -> str:
-    """The resolved spec as TOML (canonical units: bit/s, bytes, s)."""
-    lines = ["# Resolved by kvfabric: rates in bit/s, sizes in bytes, durations in s.", ""]
+def to_toml(spec: Spec, derived: dict[str, list[Any]] | None = None) -> str:
+    """The resolved spec as TOML (canonical units: bit/s, bytes, s). ``derived`` (from
+    kvfabric/derived.py) gives the values that ran where the spec says 0, as comments: the 0
+    stays, so the file derives them again when run."""
+    derived = derived or {}
+    lines = ["# Resolved by kvfabric: rates in bit/s, sizes in bytes, durations in s.",
+             *(["# A 0 marked \"derived\" is computed per switch port; the comment gives the "
+                "value(s) this run used."] if derived else []), ""]
     for section, table in spec.to_dict().items():
         lines.append(f"[{section}]")
         for key, value in table.items():
             if value is not None:
-                lines.append(f"{key} = {_toml_value(value)}")
+                ran = derived.get(f"{section}.{key}")
+                note = ""
+                if ran:
+                    note = f"  # derived: ran with {ran[0]!r}" + (
+                        f" to {ran[-1]!r} (per switch port)" if len(ran) > 1 else "")
+                lines.append(f"{key} = {_toml_value(value)}{note}")
         lines.append("")
     return "\n".join(lines)
 

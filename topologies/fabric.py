@@ -219,9 +219,8 @@ class Fabric:
         settings = self.queue_settings
         if self.ecn_backend == "auto":
             self.ecn_backend = self._resolve_ecn_backend(port.ifname, port.netns)
-        ingress_ports = max(1, len(self.topo.neighbors(port.node)) - 1)
         queues = settings.for_port(plan.rate_bps, plan.mtu, host=is_host,
-                                   ingress_ports=ingress_ports,
+                                   ingress_ports=self.topo.ingress_ports(port.node),
                                    host_queue_bytes=self.topo.host_queue_bytes)
         peer_is_switch = self.topo.role(port.peer_node) != "host"
         backend = self.ecn_backend if settings.ecn else "none"

@@ -1,9 +1,11 @@
 """Fabric shapes as Mininet ``Topo`` classes: leaf-spine, and the incast studies' star and dumbbell.
 
 Nodes carry a ``role`` (host, leaf or spine); links carry ``rate_bps`` and ``buffer_bytes``
-plus Mininet's own ``bw`` (Mbit/s) and ``max_queue_size`` (packets), so the same classes work
-with ``mn --custom topologies/leafspine.py --topo leafspine,2,2,2 --link tc`` and with kvfabric's
-own netlink builder (:mod:`topologies.fabric`).
+plus Mininet's own ``bw`` (Mbit/s) and ``max_queue_size`` (packets), and switches carry
+``stp`` for Mininet's learning bridges, so the same classes work with plain Mininet
+(``mn --custom topologies/leafspine.py --topo leafspine,2,2,2 --switch ovsbr,datapath=user
+--controller none``, see README.md) and with kvfabric's own netlink builder
+(:mod:`topologies.fabric`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class FabricTopo(Topo):
 
     def __init__(self, *args, host_rate_bps: int = DEFAULT_HOST_RATE_BPS,
                  fabric_rate_bps: int = DEFAULT_FABRIC_RATE_BPS,
-                 buffer_bytes: int = DEFAULT_BUFFER_BYTES, mtu: int = DEFAULT_MTU, **kwargs):
+                 buffer_bytes: int = DEFAULT_BUFFER_BYTES, mtu: int = DEFAULT_MTU,
+                 stp: bool = True, **kwargs):
+        self.stp = bool(stp)
         self.host_rate_bps = int(host_rate_bps)
         self.fabric_rate_bps = int(fabric_rate_bps)
         self.buffer_bytes = int(buffer_bytes)
@@ -42,7 +46,9 @@ class FabricTopo(Topo):
         # dpid keeps Mininet's OVS naming happy for names like "l12" or "s3".
         index = int("".join(c for c in name if c.isdigit()) or 0)
         dpid = f"{(1 if role == 'leaf' else 2):02x}{index:014x}"
-        return self.addSwitch(name, role=role, dpid=dpid)
+        # stp: for Mininet's learning bridges (`mn --switch ovsbr` or `lxbr`), which would
+        # flood a leaf-spine's loops forever; kvfabric's own builder routes and ignores it.
+        return self.addSwitch(name, role=role, dpid=dpid, stp=self.stp)
 
     def add_link(self, a: str, b: str, rate_bps: int) -> None:
         self.addLink(a, b, rate_bps=rate_bps, buffer_bytes=self.buffer_bytes, mtu=self.mtu,
@@ -59,6 +65,10 @@ class FabricTopo(Topo):
 
     def neighbors(self, node: str) -> list[str]:
         return [b if a == node else a for a, b in self.links() if node in (a, b)]
+
+    def ingress_ports(self, node: str) -> int:
+        """Ports that can feed one egress port of ``node`` (PFC headroom is sized for them)."""
+        return max(1, len(self.neighbors(node)) - 1)
 
     def describe(self) -> dict:
         return {"class": type(self).__name__, "host_rate_bps": self.host_rate_bps,

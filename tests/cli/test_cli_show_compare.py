@@ -106,3 +106,31 @@ def test_show_of_an_ambiguous_run_id_lists_the_matches(tmp_path):
     fake_run(tmp_path, "20260101-000000-bbbb")
     err = usage_error(kvfabric("show", "20260101", "--results", tmp_path))
     assert "matches 2 runs: 20260101-000000-aaaa, 20260101-000000-bbbb" in err
+
+
+def _nested_summary(run_id: str) -> dict:
+    return {"status": "ok", "error": None, "experiment": "tcp_incast", "run_id": run_id,
+            "fabric": {"mode": "l3", "topology": "leafspine"},
+            "results": {"all_blocks_completed": True, "transports": {
+                "roce-dcqcn": {"fct_p99_us": 3183.0, "goodput_bps": 2.1e10,
+                               "cnps": {"sent": 4, "received": 3}},
+                "tcp-cubic": {"fct_p99_us": 5120.0, "goodput_bps": 1.9e10}}}}
+
+
+def test_nested_results_are_shown_as_values_not_as_a_dict(tmp_path):
+    """show and compare print roce_incast's transports entry by entry in readable units;
+    neither prints the mapping's repr."""
+    for run_id in ("20260101-000000-aaaa", "20260101-000000-bbbb"):
+        fake_run(tmp_path, run_id, summary=_nested_summary(run_id))
+    proc = kvfabric("show", "20260101-000000-aaaa", "--results", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "{" not in proc.stdout
+    assert "roce-dcqcn.fct_p99_us" in proc.stdout and "3183 us" in proc.stdout
+    assert "roce-dcqcn.cnps.sent" in proc.stdout and "21 Gbit/s" in proc.stdout
+    out = tmp_path / "cmp"
+    proc = kvfabric("compare", "20260101-000000-aaaa", "20260101-000000-bbbb",
+                    "--results", tmp_path, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    report = (out / "report.md").read_text()
+    assert "{'" not in report and "### transports" in report
+    assert "| tcp-cubic.fct_p99_us | 5120 us | 5120 us |" in report

@@ -14,6 +14,7 @@ import pytest
 
 from kvfabric.cleanup import our_namespaces
 from kvfabric.lock import fabric_lock
+from kvfabric.report import format_spec_value
 
 pytestmark = [pytest.mark.root]
 
@@ -41,7 +42,29 @@ def test_incast_run_writes_a_complete_results_folder(tmp_path, mode, nothing_lef
     assert env["capabilities"]["minimum_ok"] and env["seed"] == 1
     links = (run_dir / "links.csv").read_text()
     assert "l1" in links and "sent_bytes" in links
+    _assert_derived_values_are_the_ones_that_ran(run_dir, summary, tmp_path)
     nothing_left()
+
+
+def _assert_derived_values_are_the_ones_that_ran(run_dir, summary, results):
+    """Where the spec says 0 (derive), spec.toml, summary.json, report.md and kvfabric show
+    give the value the switch ports were configured with (the queue agent's config)."""
+    config = json.loads((run_dir / "queues" / "agent-config.json").read_text())
+    lossless = [c for p in config["ports"] if p["role"] != "host" for c in p["classes"]
+                if c["lossless"]]
+    xoff = sorted({c["xoff_bytes"] for c in lossless})
+    assert xoff and xoff[0] > 0
+    assert summary["derived"]["queues.xoff"] == xoff
+    assert summary["derived"]["queues.lossless_buffer"] == sorted(
+        {c["limit_bytes"] for c in lossless})
+    assert f"xoff = 0  # derived: ran with {xoff[0]}" in (run_dir / "spec.toml").read_text()
+    report = (run_dir / "report.md").read_text()
+    shown = format_spec_value("queues.xoff", xoff[0])
+    assert f"| queues.xoff | {shown} (derived) |" in report
+    assert "| queues.kmin | 0 B |" not in report
+    proc = subprocess.run(_kvfabric("show", str(run_dir), results=results),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and f"{shown} (derived)" in proc.stdout, proc.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -138,6 +161,7 @@ def test_queue_results_are_written_with_the_run(tmp_path, nothing_left):
     queues = summary["queues"]
     assert queues["pause_frames_sent"] > 0 and queues["drops_by_class"]["lossless"] == 0
     assert queues["telemetry_bin_s"] == 0.0001
+    assert queues["plot_ports"][0] == queues["bottleneck"]  # queues.png draws the bottleneck
     assert any("PFC" in note for note in summary["approximations"])
     env = json.loads((run_dir / "env.json").read_text())
     assert env["queues"]["ecn_backend"] in ("red", "ebpf")

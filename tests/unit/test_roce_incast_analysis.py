@@ -78,3 +78,24 @@ def test_report_and_show_state_the_target_fabric(tmp_path, capsys):
     assert "3183 us" in page and "795.8 ms (emulated)" in page
     assert cli.main(["show", str(run)]) == 0
     assert "Target fabric 25 Gbit/s" in capsys.readouterr().out
+
+
+def test_report_renders_nested_results_as_tables(tmp_path):
+    """Each nested mapping of results gets its own table (one column per transport, deeper
+    mappings titled by their path), in readable units, never the mapping's repr."""
+    from kvfabric.report import render_run_report
+
+    run = tmp_path / "roce_incast" / "20261201-000000-abcd"
+    run.mkdir(parents=True)
+    summary = {"status": "ok", "experiment": "roce_incast", "run_id": run.name,
+               "results": {"all_blocks_completed": True, "transports": {
+                   "roce-dcqcn": {"fct_p99_us": 3183.0, "goodput_bps": 2.1e10,
+                                  "cnps": {"sent": 4}},
+                   "tcp-cubic": {"fct_p99_us": 5120.0, "goodput_bps": 1.9e10}}}}
+    (run / "summary.json").write_text(json.dumps(summary))
+    page = render_run_report(run)
+    assert "{'" not in page
+    assert "| result | roce-dcqcn | tcp-cubic |" in page
+    assert "| fct_p99_us | 3183 us | 5120 us |" in page
+    assert "### transports.roce-dcqcn.cnps" in page and "| sent | 4 |" in page
+    assert "| all_blocks_completed | True | True |" in page

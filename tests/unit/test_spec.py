@@ -38,6 +38,26 @@ def test_resolved_spec_round_trips_through_toml(tmp_path):
     assert load_spec(str(path)).to_dict() == spec.to_dict()
 
 
+def test_resolved_spec_names_derived_values_and_still_derives_them(tmp_path):
+    """spec.toml gives the value each 0 ("derive") ran with, as a comment: reading it back
+    yields the same spec (the 0s derive again) and the same derived values."""
+    from kvfabric.derived import derived_values
+
+    spec = load_spec("roce_incast")
+    derived = derived_values(spec)
+    # HPCC's ramp at 25 Gbit/s (docs/queues.md): Kmin 100 KB, Kmax 400 KB, XOFF 2 x Kmax.
+    assert derived["queues.kmin"] == [100_000] and derived["queues.xoff"] == [800_000]
+    assert "queues.pmax" not in derived  # not a derived field
+    text = to_toml(spec, derived)
+    assert "kmin = 0  # derived: ran with 100000\n" in text
+    path = tmp_path / "again.toml"
+    path.write_text(text)
+    again = load_spec(str(path))
+    assert again.to_dict() == spec.to_dict() and derived_values(again) == derived
+    explicit = load_spec("roce_incast", {"queues.kmin": "50KB"})
+    assert "queues.kmin" not in derived_values(explicit)
+
+
 def test_every_shipped_experiment_validates():
     assert shipped_experiments()
     for name in shipped_experiments():

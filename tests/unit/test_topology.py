@@ -73,3 +73,5 @@ def test_topologies_load_as_mininet_custom_file():
     topo = namespace["topos"]["leafspine"](2, 2, 2)
     assert len(topo.hosts()) == 4 and len(topo.switches()) == 4
     assert all("bw" in topo.linkInfo(a, b) for a, b in topo.links())
+    # Mininet's learning bridges need STP to break the leaf-spine's loops (README.md).
+    assert all(topo.nodeInfo(s)["stp"] for s in topo.switches())
