@@ -2,7 +2,8 @@
 
 Ours means: namespaces named ``kvf-*``, root-namespace interfaces and OVS bridges
 named ``kvf-*``, OVS QoS rows tagged ``external_ids:kvfabric``, pins under /sys/fs/bpf/kvfabric,
-and processes whose network namespace is one of our namespaces.
+and processes whose network namespace is one of our namespaces or that hold a socket in one
+(a sender driving many hosts runs in the root namespace with its sockets in theirs).
 Nothing is ever killed by process name.
 """
 
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -38,14 +41,33 @@ def processes_in_namespaces(names: list[str]) -> list[int]:
     inodes = {ino for ino in map(_netns_inode, names) if ino is not None}
     if not inodes:
         return []
-    pids = []
+    pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         with contextlib.suppress(OSError):
             if os.stat(entry / "ns" / "net").st_ino in inodes:
-                pids.append(int(entry.name))
-    return pids
+                pids.add(int(entry.name))
+    for name in names:
+        pids.update(socket_holders(name))
+    pids.discard(os.getpid())
+    return sorted(pids)
+
+
+_SS_PID = re.compile(r"pid=(\d+)")
+
+
+def socket_holders(netns: str) -> set[int]:
+    """Processes holding an IP or packet socket in namespace ``netns``, wherever they run."""
+    try:
+        shown = subprocess.run(["ip", "netns", "exec", netns, "ss", "-H", "-a", "-n", "-p",
+                                "-A", "inet,packet"], capture_output=True, text=True,
+                               timeout=10)
+    except subprocess.TimeoutExpired as exc:
+        raise OSError(f"ss in namespace {netns} did not answer in 10 s") from exc
+    if shown.returncode != 0 and (NETNS_DIR / netns).exists():
+        raise OSError(f"ss in namespace {netns}: {shown.stderr.strip()}")
+    return {int(pid) for pid in _SS_PID.findall(shown.stdout)}
 
 
 def kill_processes_in_namespaces(names: list[str], grace_s: float = 1.0) -> list[int]:

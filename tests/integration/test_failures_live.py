@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -127,3 +128,46 @@ def _cmdline(proc_dir: Path) -> str:
         return (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+HOLDER = """
+import ctypes, os, socket, sys, time
+home = os.open("/proc/self/ns/net", os.O_RDONLY)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.setns(os.open("/run/netns/" + sys.argv[1], os.O_RDONLY), 0x40000000)
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("127.0.0.1", 4791))
+libc.setns(home, 0x40000000)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_clean_ends_a_root_namespace_process_holding_a_socket_in_a_fabric_namespace(
+        nothing_left):
+    """As a shared sender orphaned by a crash: its own namespace is the root one, so only
+    its socket ties it to the fabric."""
+    from kvfabric.lock import fabric_lock
+
+    with fabric_lock("pytest: socket holder"):
+        subprocess.run(["ip", "netns", "add", "kvf-hold"], check=True)
+        subprocess.run(["ip", "netns", "exec", "kvf-hold", "ip", "link", "set", "lo", "up"],
+                       check=True)
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER, "kvf-hold"],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "ready"
+        except AssertionError:
+            holder.kill()
+            raise
+    clean = kvfabric("clean")
+    try:
+        assert clean.returncode == 0, clean.stderr
+        assert f"removed 1 processes: {holder.pid}" in clean.stdout, clean.stdout
+        assert holder.wait(timeout=10) != 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+        subprocess.run(["ip", "netns", "del", "kvf-hold"], capture_output=True)
+    nothing_left()
