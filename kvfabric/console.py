@@ -96,6 +96,10 @@ class FabricConsole(cmd.Cmd):
                 proc.wait()
             self._print("^C: command interrupted")
         finally:
+            if proc.poll() is None:  # SIGTERM unwinding the shell: the command goes first
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
             with contextlib.suppress(ValueError):
                 self.net.fabric.processes.remove(proc)
         if proc.returncode not in (0, -signal.SIGINT):

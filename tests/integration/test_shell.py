@@ -61,6 +61,11 @@ def test_ping_counters_and_ctrl_c_then_exit_tears_down(shell, tmp_path, nothing_
     sh.send("nodes\n")  # the shell is still there
     sh.expect(r"h4 +host +10\.")
     sh.expect(PROMPT)
+    sh.send("h1 ip ro\x03")  # Ctrl-C at the prompt drops the line, not the shell
+    sh.expect(PROMPT)
+    sh.send("links\n")
+    sh.expect(r"h1:h1-eth0 <-> l1:l1-eth1 +100 Mbit/s")
+    sh.expect(PROMPT)
     sh.send("exit\n")
     assert sh.wait() == 0, sh.output[-2000:]
     assert "OK: results in" in sh.output
