@@ -43,8 +43,8 @@ def _needs_root(command: str) -> bool:
 
 def _cmd_run(args) -> int:
     guard = args.signal_guard
-    from .runner import run_experiment
-
+    with guard.interruptible():
+        from .runner import run_experiment
     spec = _checked_spec(args)
     if _needs_root("run"):
         return EXIT_USAGE

@@ -236,6 +236,7 @@ def interact(net: Network, guard: SignalGuard) -> None:
         raise KeyboardInterrupt
 
     console = FabricConsole(net)
+    net.progress.done(f"fabric up in {net.timings.get('bringup_s', 0.0):.1f} s")
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         with guard.interruptible():

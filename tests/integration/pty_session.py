@@ -10,6 +10,11 @@ import re
 import select
 import signal
 import time
+from pathlib import Path
+
+#: x86-64 system call numbers a shell blocks in: waiting for a key, for its child.
+READING = {0, 7, 23, 270, 271}  # read, poll, select, pselect6, ppoll
+WAITING_FOR_CHILD = {61, 247}   # wait4, waitid
 
 
 class PtySession:
@@ -54,6 +59,23 @@ class PtySession:
             return False
         self.output += data.decode(errors="replace").replace("\r\n", "\n")
         return True
+
+    def wait_blocked_in(self, syscalls: set[int], timeout_s: float = 60.0) -> None:
+        """Wait until the command sits in one of these system calls (x86-64 numbers, from
+        /proc/PID/syscall). A key a user presses while the shell waits at its prompt or for a
+        command arrives while it is blocked there; one sent the instant the prompt is written
+        can land before the shell's select() starts, where CPython's readline loses the
+        signal until the next key (a second Ctrl-C works). Tests press keys as users do."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                number = Path(f"/proc/{self.pid}/syscall").read_text().split()[0]
+            except (OSError, IndexError):
+                number = ""
+            if number.isdigit() and int(number) in syscalls:
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"the command never blocked in {sorted(syscalls)}")
 
     def wait(self, timeout_s: float = 120.0) -> int:
         """Read the rest of the output and return the exit code (kill it after timeout_s)."""

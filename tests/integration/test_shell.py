@@ -10,7 +10,7 @@ import signal
 
 import pytest
 from kvfabric_command import KVFABRIC
-from pty_session import PtySession
+from pty_session import READING, WAITING_FOR_CHILD, PtySession
 
 pytestmark = [pytest.mark.root]
 
@@ -25,8 +25,8 @@ FIRST_PROMPT_S = 1900
 def shell(tmp_path):
     sessions = []
 
-    def start() -> PtySession:
-        session = PtySession([str(KVFABRIC), "shell", "tcp_incast", *SMALL,
+    def start(*args: str) -> PtySession:
+        session = PtySession([str(KVFABRIC), "shell", "tcp_incast", *SMALL, *args,
                               "--results", str(tmp_path)])
         sessions.append(session)
         session.expect(PROMPT, FIRST_PROMPT_S)
@@ -42,8 +42,9 @@ def _summary(tmp_path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
-def test_ping_counters_and_ctrl_c_then_exit_tears_down(shell, tmp_path, nothing_left):
-    sh = shell()
+@pytest.mark.parametrize("mode", ["l3", pytest.param("openflow", marks=pytest.mark.ovs)])
+def test_ping_counters_and_ctrl_c_then_exit_tears_down(shell, tmp_path, mode, nothing_left):
+    sh = shell("--set", f"fabric.mode={mode}")
     sh.send("h1 ping -c1 h2\n")
     sh.expect(r"1 packets transmitted, 1 received")
     sh.expect(PROMPT)
@@ -54,6 +55,7 @@ def test_ping_counters_and_ctrl_c_then_exit_tears_down(shell, tmp_path, nothing_
     sh.expect(PROMPT)
     sh.send("h1 ping h4\n")  # runs until interrupted
     sh.expect(r"bytes from 10\.\d+\.\d+\.\d+")
+    sh.wait_blocked_in(WAITING_FOR_CHILD)
     sh.send("\x03")
     sh.expect(r"packets transmitted")  # ping got SIGINT and printed its summary
     sh.expect(r"command interrupted")
@@ -61,10 +63,14 @@ def test_ping_counters_and_ctrl_c_then_exit_tears_down(shell, tmp_path, nothing_
     sh.send("nodes\n")  # the shell is still there
     sh.expect(r"h4 +host +10\.")
     sh.expect(PROMPT)
+    sh.wait_blocked_in(READING)
     sh.send("h1 ip ro\x03")  # Ctrl-C at the prompt drops the line, not the shell
     sh.expect(PROMPT)
     sh.send("links\n")
     sh.expect(r"h1:h1-eth0 <-> l1:l1-eth1 +100 Mbit/s")
+    sh.expect(PROMPT)
+    sh.send("routes h1\n")  # h1's way to the other leaf's hosts
+    sh.expect(r"-- h1\n.*10\.\d+\.\d+\.\d+")
     sh.expect(PROMPT)
     sh.send("exit\n")
     assert sh.wait() == 0, sh.output[-2000:]
@@ -100,6 +106,7 @@ def test_sigterm_during_a_command_tears_down(shell, tmp_path, nothing_left):
     sh = shell()
     sh.send("h1 ping h2\n")
     sh.expect(r"bytes from")
+    sh.wait_blocked_in(WAITING_FOR_CHILD)
     os.kill(sh.pid, signal.SIGTERM)
     assert sh.wait() == 130, sh.output[-2000:]
     summary = _summary(tmp_path)
