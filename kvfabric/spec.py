@@ -225,10 +225,15 @@ def spec_for_topology(topo: FabricTopo, mode: str = "l3", name: str = "topo") ->
         "mode": mode, "target_rate": topo.host_rate_bps,
         "target_fabric_rate": topo.fabric_rate_bps, "dilation": 1,
         "buffer": topo.buffer_bytes, "mtu": topo.mtu}, issues)
-    experiment = resolve_section("experiment", EXPERIMENT_FIELDS, {"name": name}, issues)
+    experiment = resolve_section("experiment", EXPERIMENT_FIELDS, {
+        "name": name, "description": f"a fabric built from a {type(topo).__name__} Topo "
+        f"({len(topo.host_names())} hosts)"}, issues)
     if issues:
         raise SpecError(issues)
+    # The Topo, not these fields, gave the shape: spec.toml does not claim one.
     target["topology"] = type(topo).__name__.lower()
+    for shape_field in {f for fields in SHAPE_FIELDS.values() for f in fields}:
+        target[shape_field] = None
     scale = Scale.for_fabric(target)
     fabric = emulate_section("fabric", {f.name: f.kind for f in FABRIC_FIELDS}, target, scale)
     return Spec(experiment, fabric, {}, "<topo>", target={"fabric": target}, scale=scale)

@@ -38,3 +38,28 @@ def test_example_script_pings_runs_the_workload_and_writes_the_run_folder(tmp_pa
                  "queues/queue_counters.csv"):
         assert (run_dir / name).stat().st_size > 0, name
     nothing_left()
+
+
+STAR_EXAMPLE = EXAMPLE.with_name("star_from_topo.py")
+
+
+@pytest.mark.parametrize("mode", ["l3", pytest.param("openflow", marks=pytest.mark.ovs)])
+def test_example_on_a_topo_pings_and_reads_the_switch_port(tmp_path, mode, nothing_left):
+    proc = subprocess.run([sys.executable, str(STAR_EXAMPLE), "--mode", mode,
+                           "--results", str(tmp_path)],
+                          capture_output=True, text=True, timeout=2400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    live, done = map(json.loads, proc.stdout.splitlines())
+    assert live["ping_exit"] == 0 and sorted(live["hosts"]) == ["h1", "h2", "h3"]
+    counters = live["counters"]
+    assert live["rate_bps"] == 50_000_000 and counters["peer"] == "h3"
+    # The three echo requests left the switch through h3's port (ARP may add frames).
+    assert counters["tx_packets"] >= 3 and counters["tx_bytes"] >= 3 * 98
+    assert set(counters["classes"]) == {"fifo"} and counters["pfc"] == {}
+    assert done["status"] == "ok"
+    run_dir = Path(done["run_dir"])
+    assert run_dir.parent == tmp_path / "star_by_hand"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["results"] == {} and summary["fabric"]["class"] == "Star"
+    assert "hosts = " not in (run_dir / "spec.toml").read_text()  # the Topo gave the shape
+    nothing_left()
