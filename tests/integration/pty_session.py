@@ -12,9 +12,11 @@ import signal
 import time
 from pathlib import Path
 
-#: x86-64 system call numbers a shell blocks in: waiting for a key, for its child.
+#: x86-64 system call numbers a shell blocks in: waiting for a key, for its child, or
+#: between two refreshes.
 READING = {0, 7, 23, 270, 271}  # read, poll, select, pselect6, ppoll
 WAITING_FOR_CHILD = {61, 247}   # wait4, waitid
+SLEEPING = {35, 230}            # nanosleep, clock_nanosleep
 
 
 class PtySession:

@@ -10,7 +10,7 @@ import signal
 
 import pytest
 from kvfabric_command import KVFABRIC
-from pty_session import READING, WAITING_FOR_CHILD, PtySession
+from pty_session import READING, SLEEPING, WAITING_FOR_CHILD, PtySession
 
 pytestmark = [pytest.mark.root]
 
@@ -89,6 +89,14 @@ def test_workload_queues_and_capture_then_ctrl_d(shell, tmp_path, nothing_left):
     sh.expect(r"workload finished")
     sh.send("queues l1\n")
     sh.expect(r"l1:l1-eth1 +h1 +lossless=\d+ cnp=\d+ lossy=\d+")
+    sh.expect(PROMPT)
+    sh.send("watch l2\n")  # refreshes until Ctrl-C
+    sh.expect(r"-- \d\d:\d\d:\d\d\n.*\n.*l2:l2-eth1 +h3 ")
+    sh.wait_blocked_in(SLEEPING)
+    sh.send("\x03")
+    sh.expect(r"\^C\n" + PROMPT)
+    sh.send("h2 no-such-command\n")  # a failing command is reported, the shell stays
+    sh.expect(r"\*\*\* exit \d+")
     sh.expect(PROMPT)
     sh.send("\x04")  # Ctrl-D
     assert sh.wait() == 0, sh.output[-2000:]
