@@ -1,5 +1,5 @@
-"""The ``kvfabric`` command: run, list, show, doctor, clean; sweep, compare, smoke and
-spec-doc live in their own modules."""
+"""The ``kvfabric`` command: run, shell, list, show, doctor, clean; sweep, compare, smoke,
+spec-doc and sim live in their own modules (the shell's prompt in console.py)."""
 
 from __future__ import annotations
 
@@ -19,18 +19,34 @@ from .signals import EXIT_INTERRUPTED, Interrupted, SignalGuard
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
 
-def _cmd_run(args) -> int:
-    guard = args.signal_guard  # installed by main() before anything else
-    with guard.interruptible():
-        from .runner import run_experiment
+def _checked_spec(args):
+    """The spec of `run` and `shell`, validated whole (also --capture and the lock wait)
+    before anything is built; SpecError names the field."""
+    with args.signal_guard.interruptible():  # the guard is installed by main()
+        from .capture import parse_capture
         from .spec import load_spec
 
         overrides = dict(_parse_override(item) for item in args.set or [])
         spec = load_spec(args.spec, overrides, force=args.force)
+        parse_capture(args.capture, spec.make_topology())
         wait_seconds_from_env()  # checked before anything: a bad value is a usage error
-    if os.geteuid() != 0:
-        print("kvfabric run needs root (network namespaces, tc, OVS): run it with sudo",
-              file=sys.stderr)
+    return spec
+
+
+def _needs_root(command: str) -> bool:
+    if os.geteuid() == 0:
+        return False
+    print(f"kvfabric {command} needs root (network namespaces, tc, OVS): run it with sudo",
+          file=sys.stderr)
+    return True
+
+
+def _cmd_run(args) -> int:
+    guard = args.signal_guard
+    with guard.interruptible():
+        from .runner import run_experiment
+    spec = _checked_spec(args)
+    if _needs_root("run"):
         return EXIT_USAGE
     root = results.prepare_root(args.results)
     outcome = run_experiment(spec, root, capture=args.capture, guard=guard)
@@ -44,6 +60,16 @@ def _cmd_run(args) -> int:
         print(f"kvfabric: could not write {problem}", file=sys.stderr)
     _print_headline(outcome.summary)
     return EXIT_INTERRUPTED if guard.interrupted else outcome.exit_code
+
+
+def _cmd_shell(args) -> int:
+    spec = _checked_spec(args)
+    if _needs_root("shell"):
+        return EXIT_USAGE
+    from .console import run_shell
+
+    return run_shell(spec, results.prepare_root(args.results), args.signal_guard,
+                     capture=args.capture)
 
 
 def _parse_override(item: str) -> tuple[str, object]:
@@ -156,11 +182,8 @@ def _cmd_clean(_args) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kvfabric", description=(
-        "Network emulation testbed for the fabrics behind disaggregated LLM inference."))
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="run an experiment (a shipped name or a TOML file)")
+def _add_fabric_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of the commands that build a spec's fabric (run, shell)."""
     p.add_argument("spec")
     p.add_argument("--capture", metavar="LINKS",
                    help="save pcaps of these links (NODE-NODE,... or 'all')")
@@ -170,7 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="build a fabric larger than this host can bring up in reasonable "
                    "time and memory (refused otherwise; see kvfabric/capacity.py)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kvfabric", description=(
+        "Network emulation testbed for the fabrics behind disaggregated LLM inference."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run an experiment (a shipped name or a TOML file)")
+    _add_fabric_arguments(p)
     p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("shell", help="build a spec's fabric and open a prompt on it "
+                       "(NODE COMMAND, ports, queues, workload, capture; exit tears down)")
+    _add_fabric_arguments(p)
+    p.set_defaults(func=_cmd_shell)
     p = sub.add_parser("list", help="list shipped experiments")
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("show", help="print a run's summary")
@@ -211,7 +246,7 @@ def main(argv: list[str] | None = None, keep_signals_owned: bool = False) -> int
     try:
         with guard.interruptible():
             args = build_parser().parse_args(argv)
-        if args.func is _cmd_run:
+        if args.func in (_cmd_run, _cmd_shell):
             args.signal_guard = guard
         else:  # other commands keep Python's own Ctrl-C (sweep, smoke handle it)
             guard.__exit__()

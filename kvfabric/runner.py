@@ -93,50 +93,88 @@ def run_experiment(spec: Spec, results_root: Path, capture: str | None = None,
     with contextlib.ExitStack() as stack:
         if guard is None:
             guard = stack.enter_context(SignalGuard())
-        with guard.interruptible():
-            stack.enter_context(fabric_lock(f"kvfabric run {spec.name}", wait_s=lock_wait_s))
-        _remove_stale_state(progress)
-        try:
-            if run_dir is None:
-                run_dir = results.new_run_dir(results_root, spec.name)
-            else:
-                run_dir.mkdir(parents=True)
-        except OSError as exc:
-            raise results.ResultsUnwritable(f"cannot create the run folder: {exc}") from exc
+        run_dir = lock_and_prepare(stack, spec.name, f"kvfabric run {spec.name}", results_root,
+                                   run_dir, progress, guard, lock_wait_s)
         return _run_locked(spec, topo, capture_links, run_dir, progress, guard)
 
 
-def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress,
-                guard: SignalGuard) -> RunOutcome:
+def lock_and_prepare(stack: contextlib.ExitStack, name: str, purpose: str,
+                     results_root: Path, run_dir: Path | None, progress: Progress,
+                     guard: SignalGuard, lock_wait_s: float | None = None) -> Path:
+    """Take the fabric lock (held until ``stack`` closes), remove what a crashed run left and
+    create the run folder (default: a new one under results_root/<name>/)."""
+    with guard.interruptible():
+        stack.enter_context(fabric_lock(purpose, wait_s=lock_wait_s))
+    remove_stale_state(progress)
+    try:
+        if run_dir is None:
+            run_dir = results.new_run_dir(results_root, name)
+        else:
+            run_dir.mkdir(parents=True)
+    except OSError as exc:
+        raise results.ResultsUnwritable(f"cannot create the run folder: {exc}") from exc
+    return run_dir
+
+
+def make_fabric(spec: Spec, topo, run_dir: Path) -> Fabric:
+    """The (not yet built) fabric a spec describes, its queue files in the run folder."""
+    queue_settings = spec.queue_settings()
+    return Fabric(topo, spec.fabric["mode"], _ovs_datapath(spec.fabric["ovs_datapath"]),
+                  queues=queue_settings,
+                  ecn_backend=spec.queues.get("ecn_backend", "auto") if spec.queues else "auto",
+                  queue_dir=run_dir / "queues" if queue_settings else None,
+                  static_rules=spec.fabric["controller"] == "static")
+
+
+def open_run_log(run_dir: Path) -> logging.Handler:
+    """run.log in the run folder receives the ``kvfabric`` logger until close_run_log."""
     handler = logging.FileHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    return handler
+
+
+def close_run_log(handler: logging.Handler) -> None:
+    log.removeHandler(handler)
+    handler.close()
+
+
+def bring_up(ctx: RunContext, timings: dict[str, float]) -> None:
+    """Write spec.toml and env.json, then build the fabric (timings["bringup_s"])."""
+    spec, fabric, run_dir, progress = ctx.spec, ctx.fabric, ctx.run_dir, ctx.progress
+    (run_dir / "spec.toml").write_text(to_toml(spec, derived_values(spec)))
+    progress.update("probing host")
+    capabilities = _probe_capabilities()
+    results.write_json(run_dir / "env.json", collect_environment(
+        capabilities, spec.experiment["seed"]))
+    progress.update("building fabric", f"{spec.fabric['mode']} {fabric.topo.describe()}")
+    started = time.perf_counter()
+    fabric.build()
+    timings["bringup_s"] = time.perf_counter() - started
+    if fabric.queue_settings is not None:
+        _record_queue_backends(run_dir, fabric)
+    log.info("fabric up in %.2f s: %s", timings["bringup_s"], fabric.build_timings.phases_s)
+
+
+def collect_counters(ctx: RunContext, before: list[dict]) -> None:
+    """links.csv (port counters since ``before``) and the queue counters, before teardown."""
+    _write_port_deltas(ctx.run_dir, before, ctx.fabric.port_stats())
+    if ctx.fabric.queue_settings is not None:
+        write_queue_counters(ctx.run_dir, ctx.fabric)
+
+
+def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress,
+                guard: SignalGuard) -> RunOutcome:
+    handler = open_run_log(run_dir)
     status, error, timings = "ok", None, {}
-    queue_settings = spec.queue_settings()
-    fabric = Fabric(topo, spec.fabric["mode"], _ovs_datapath(spec.fabric["ovs_datapath"]),
-                    queues=queue_settings,
-                    ecn_backend=spec.queues.get("ecn_backend", "auto") if spec.queues else "auto",
-                    queue_dir=run_dir / "queues" if queue_settings else None,
-                    static_rules=spec.fabric["controller"] == "static")
+    fabric = make_fabric(spec, topo, run_dir)
     ctx = RunContext(spec, fabric, run_dir, progress)
     controller = None
     workload = WORKLOADS[spec.workload["kind"]]
     try:
         with guard.interruptible():
-            (run_dir / "spec.toml").write_text(to_toml(spec, derived_values(spec)))
-            progress.update("probing host")
-            capabilities = _probe_capabilities()
-            results.write_json(run_dir / "env.json", collect_environment(
-                capabilities, spec.experiment["seed"]))
-            progress.update("building fabric", f"{spec.fabric['mode']} {topo.describe()}")
-            started = time.perf_counter()
-            fabric.build()
-            timings["bringup_s"] = time.perf_counter() - started
-            if queue_settings is not None:
-                _record_queue_backends(run_dir, fabric)
-            log.info("fabric up in %.2f s: %s", timings["bringup_s"],
-                     fabric.build_timings.phases_s)
+            bring_up(ctx, timings)
             if spec.fabric["controller"] != "static" and spec.fabric["mode"] == "openflow":
                 progress.update("starting controller", spec.fabric["controller"])
             controller = start_controller(ctx)
@@ -151,50 +189,62 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress,
             if controller is not None:
                 controller.raise_if_dead()
             timings["workload_s"] = time.perf_counter() - started
-            _write_port_deltas(run_dir, before, fabric.port_stats())
-            if queue_settings is not None:
-                write_queue_counters(run_dir, fabric)
+            collect_counters(ctx, before)
     except (Exception, KeyboardInterrupt, Interrupted) as exc:
-        status = "interrupted" if isinstance(exc, (KeyboardInterrupt, Interrupted)) \
-            else "failed"
-        error = _describe(exc)
+        status, error = failure_status(exc)
         log.error("run %s: %s\n%s", status, error, traceback.format_exc())
-    # From here on a signal is only recorded (guard): teardown, summary and report finish.
+    return finish_run(ctx, controller, status, error, timings, guard, handler)
+
+
+def failure_status(exc: BaseException) -> tuple[str, str]:
+    """(status, error) of a run cut short by exc."""
+    status = "interrupted" if isinstance(exc, (KeyboardInterrupt, Interrupted)) else "failed"
+    return status, _describe(exc)
+
+
+def finish_run(ctx: RunContext, controller, status: str, error: str | None,
+               timings: dict[str, float], guard: SignalGuard, handler: logging.Handler,
+               workload_ran: bool = True) -> RunOutcome:
+    """Tear down (controller, then fabric), write summary.json and report.md, close run.log.
+    Call it outside ``guard.interruptible()``: a signal now is only recorded."""
+    spec, run_dir, progress = ctx.spec, ctx.run_dir, ctx.progress
     progress.update("tearing down")
     started = time.perf_counter()
     try:
         if controller is not None:
             controller.stop()
-        fabric.teardown()
+        ctx.fabric.teardown()
     except Exception as exc:
         status, error = "failed", error or f"teardown: {_describe(exc)}"
         log.error("teardown failed: %s", traceback.format_exc())
     timings["teardown_s"] = time.perf_counter() - started
     if guard.received and status == "ok":
         ctx.record("signals_after_workload", guard.received[:])
-    summary = _summarise(spec, run_dir, status, error, timings, ctx)
+    summary = _summarise(spec, run_dir, status, error, timings, ctx, workload_ran)
     try:
         write_run_report(run_dir, log)
     except OSError as exc:
         log.error("report.md not written: %s", exc)
         summary.setdefault("write_errors", []).append(f"report.md: {exc}")
-    log.removeHandler(handler)
-    handler.close()
+    close_run_log(handler)
     return RunOutcome(run_dir, summary["status"], summary, guard.received[:])
 
 
-def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
+def _summarise(spec, run_dir, status, error, timings, ctx,
+               workload_ran: bool = True) -> dict[str, Any]:
     workload_summary: dict[str, Any] = {}
     queue_summary: dict[str, Any] | None = None
     fidelity: dict[str, Any] | None = None
     try:
-        workload_summary = WORKLOADS[spec.workload["kind"]].analyse(run_dir, spec)
+        if workload_ran:
+            workload_summary = WORKLOADS[spec.workload["kind"]].analyse(run_dir, spec)
         if (run_dir / "queues").is_dir():
             queue_summary = analyse_queues(run_dir, spec.scale)
             failure = pfc_failure(queue_summary, ctx.fabric.queue_settings.pfc)
             if failure and status == "ok":
                 status, error = "failed", failure
-        fidelity = assess_fidelity(run_dir, spec)
+        if workload_ran:
+            fidelity = assess_fidelity(run_dir, spec)
     except Exception as exc:
         log.error("analysis failed: %s", traceback.format_exc())
         if status == "ok":
@@ -207,7 +257,7 @@ def _summarise(spec, run_dir, status, error, timings, ctx) -> dict[str, Any]:
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "fabric": {"mode": spec.fabric["mode"], "topology": spec.fabric["topology"],
                    "ovs_datapath": ctx.fabric.ovs_datapath if spec.fabric["mode"] ==
-                   "openflow" else None, **ctx.spec.make_topology().describe()},
+                   "openflow" else None, **ctx.fabric.topo.describe()},
         "scale": spec.scale.to_summary(),
         "derived": derived_values(spec),
         "fidelity": fidelity,
@@ -247,7 +297,7 @@ def _write_port_deltas(run_dir: Path, before: list[dict], after: list[dict]) -> 
     results.write_csv(run_dir / "links.csv", rows)
 
 
-def _remove_stale_state(progress: Progress) -> None:
+def remove_stale_state(progress: Progress) -> None:
     """Whatever kvfabric state exists while we hold the lock belongs to a run that died
     without tearing down (SIGKILL, power loss): remove it, or it would collide with ours."""
     from .cleanup import ListingError, clean, leftovers

@@ -193,7 +193,20 @@ def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None,
     simulated: the spec runs on a simulator, so the emulation's limits (host capacity, the
     plan budget of the emulated NICs) do not apply."""
     path = find_spec_file(name_or_path)
-    raw = read_toml(path)
+    return spec_from_dict(read_toml(path), overrides, source=str(path), name=path.stem,
+                          force=force, simulated=simulated)
+
+
+def spec_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = None,
+                   source: str = "<dict>", name: str = "api", force: bool = False,
+                   simulated: bool = False) -> Spec:
+    """Validate and resolve a spec given as a dict of sections (as the TOML file would
+    read); ``overrides`` as ``--set`` gives them ({"workload.senders": 4}); ``name`` is the
+    experiment name unless the spec sets one."""
+    if not isinstance(raw, dict):
+        raise SpecError([SpecIssue("SPEC", "must be a table of sections",
+                                   "give a dict such as {'fabric': {...}, 'workload': {...}}")])
+    raw = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
     issues = [SpecIssue(section, "must be a table", f"write it as [{section}] with its "
                         "fields on the lines below")
               for section in {"experiment", *(k.partition(".")[0] for k in overrides or {})}
@@ -203,8 +216,30 @@ def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None,
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         raw.setdefault(section, {})[key] = value
-    raw.setdefault("experiment", {}).setdefault("name", path.stem)
-    return validate(raw, source=str(path), force=force or simulated, simulated=simulated)
+    raw.setdefault("experiment", {}).setdefault("name", name)
+    return validate(raw, source=source, force=force or simulated, simulated=simulated)
+
+
+def spec_for_topology(topo: FabricTopo, mode: str = "l3", name: str = "topo") -> Spec:
+    """A spec for a fabric built from a Topo: its rates, buffer and MTU, in real time
+    (dilation 1), one FIFO per port and no workload (``workload`` is empty)."""
+    issues: list[SpecIssue] = []
+    target = resolve_section("fabric", FABRIC_FIELDS, {
+        "mode": mode, "target_rate": topo.host_rate_bps,
+        "target_fabric_rate": topo.fabric_rate_bps, "dilation": 1,
+        "buffer": topo.buffer_bytes, "mtu": topo.mtu}, issues)
+    experiment = resolve_section("experiment", EXPERIMENT_FIELDS, {
+        "name": name, "description": f"a fabric built from a {type(topo).__name__} Topo "
+        f"({len(topo.host_names())} hosts)"}, issues)
+    if issues:
+        raise SpecError(issues)
+    # The Topo, not these fields, gave the shape: spec.toml does not claim one.
+    target["topology"] = type(topo).__name__.lower()
+    for shape_field in {f for fields in SHAPE_FIELDS.values() for f in fields}:
+        target[shape_field] = None
+    scale = Scale.for_fabric(target)
+    fabric = emulate_section("fabric", {f.name: f.kind for f in FABRIC_FIELDS}, target, scale)
+    return Spec(experiment, fabric, {}, "<topo>", target={"fabric": target}, scale=scale)
 
 
 def validate(raw: dict[str, Any], source: str = "<spec>", force: bool = False,

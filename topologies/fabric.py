@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -295,6 +296,17 @@ class Fabric:
                 raise RuntimeError("the queue agent did not start within 20 s")
             time.sleep(0.02)
 
+    def pfc_counters(self, ports: Sequence[Port] | None = None) -> list[dict]:
+        """PFC so far per port (default: every port) and priority, from the queue agent's
+        event log (flushed every 100 ms): frames sent and received, pauses expired, and
+        whether the port's transmitter is paused now. Empty without PFC."""
+        from .queues.pfc_events import count_events
+
+        if self.queue_dir is None or self.queue_settings is None or not self.queue_settings.pfc:
+            return []
+        wanted = None if ports is None else {(p.node, p.ifname) for p in ports}
+        return count_events(self.queue_dir / "pfc_events.csv", wanted)
+
     def stop_agent(self, grace_s: float = 5.0) -> None:
         """Stop the queue agent; it writes its counters and the last telemetry first."""
         if self.agent is None:
@@ -310,13 +322,21 @@ class Fabric:
                 self.agent.wait()
         self.agent = None
 
-    def queue_stats(self) -> list[dict]:
-        """Per port and class: bytes and packets sent, drops, backlog (kernel counters)."""
+    def port(self, node: str, peer: str) -> Port:
+        """node's end of the link to peer; LookupError if there is no such link."""
+        for port in self.ports:
+            if port.node == node and port.peer_node == peer:
+                return port
+        raise LookupError(f"no link {node}-{peer} in this fabric")
+
+    def queue_stats(self, ports: Sequence[Port] | None = None) -> list[dict]:
+        """Per port (default: every port) and class: bytes and packets sent, drops, backlog
+        (kernel counters)."""
         from .queues.tc_netlink import RouteSocket
 
         rows = []
         by_ns: dict[str | None, list[Port]] = {}
-        for port in self.ports:
+        for port in self.ports if ports is None else ports:
             by_ns.setdefault(port.netns, []).append(port)
         for netns, ports in by_ns.items():
             with RouteSocket(netns) as route:
@@ -333,9 +353,13 @@ class Fabric:
                                  "backlog_bytes": s.backlog_bytes})
         return rows
 
-    def marker_counters(self) -> list[dict]:
+    def marker_counters(self, ports: Sequence[Port] | None = None) -> list[dict]:
+        """Per port (default: every port) and class, from the eBPF program: packets, ECT
+        packets, CE marks, CE on arrival."""
         rows = []
         for port, marker in zip(self.ports, self.markers):
+            if ports is not None and port not in ports:
+                continue
             for name, c in marker.read_counters().items():
                 rows.append({"node": port.node, "ifname": port.ifname, "peer": port.peer_node,
                              "class": name, "packets": c.packets, "ect_packets": c.ect_packets,
@@ -373,6 +397,7 @@ class Fabric:
         """Start argv in a namespace of this fabric (None: the root namespace)."""
         full = list(argv) if netns is None else netns_argv(netns, argv)
         proc = subprocess.Popen(full, start_new_session=True, **kwargs)
+        proc.started_by = threading.get_ident()  # a background workload stops only its own
         self.processes.append(proc)
         return proc
 
@@ -380,25 +405,29 @@ class Fabric:
             check: bool = True) -> subprocess.CompletedProcess:
         return run(netns_argv(self.netns(node), argv), timeout_s=timeout_s, check=check)
 
-    def stop_processes(self, grace_s: float = 2.0) -> None:
-        for proc in self.processes:
+    def stop_processes(self, grace_s: float = 2.0, only: Sequence | None = None) -> None:
+        """SIGTERM every process started in the fabric (or those in ``only``), SIGKILL
+        what is left after grace_s."""
+        procs = list(self.processes) if only is None else list(only)
+        for proc in procs:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        for proc in self.processes:
+        for proc in procs:
             try:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        self.processes.clear()
+        self.processes[:] = [p for p in self.processes if p not in procs]
 
     # -- measurement -------------------------------------------------------------------
-    def port_stats(self) -> list[dict]:
+    def port_stats(self, ports: Sequence[Port] | None = None) -> list[dict]:
+        """Per port (default: every port): egress qdisc and interface counters."""
         rows = []
-        for port in self.ports:
+        for port in self.ports if ports is None else ports:
             with netlink.namespace(port.netns) as handle:
                 row = {"node": port.node, "ifname": port.ifname, "peer": port.peer_node,
                        "rate_bps": port.rate_bps}

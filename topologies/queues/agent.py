@@ -431,8 +431,11 @@ class QueueAgent:
             if full and now >= next_resync:
                 self._timed("resync", self._resync, backlog)
                 next_resync = now + RESYNC_PERIOD_S
-            if self.config.telemetry and now >= next_telemetry:
-                self._timed("telemetry", self._read_telemetry)
+            if now >= next_telemetry:
+                if self.config.telemetry:
+                    self._timed("telemetry", self._read_telemetry)
+                # Readers of the live fabric (the API, the shell) count PFC events from it.
+                self.events_file.flush()
                 next_telemetry = now + TELEMETRY_PERIOD_S
             # Sleep at least as long as the sweep took: the agent runs SCHED_FIFO and must
             # leave at least half a core to the datapath (OVS userspace) and the traffic.
