@@ -22,6 +22,8 @@ from traffic.roce_packets import (
     AETH_ACK,
     AETH_NAK,
     BTH_BYTES,
+    CNP_DSCP,
+    DATA_DSCP,
     ETH_BYTES,
     ICRC_BYTES,
     IPV4_BYTES,
@@ -106,10 +108,10 @@ class DataFrames:
     for the next frame of the same shape."""
 
     def __init__(self, ep: Endpoints, *, dest_qp: int, mtu_payload_bytes: int,
-                 fill: bytes = b"\x00", rkey: int = 0) -> None:
+                 fill: bytes = b"\x00", rkey: int = 0, dscp: int = DATA_DSCP) -> None:
         self._templates = {
             op: FrameTemplate(ep, dest_qp=dest_qp, opcode=op, max_payload_bytes=mtu_payload_bytes,
-                              rkey=rkey, fill=fill)
+                              rkey=rkey, fill=fill, dscp=dscp)
             for op in Opcode
         }
         self._frames: dict[tuple[Opcode, int, int | None], _PatchedFrame] = {}
@@ -138,11 +140,14 @@ class ControlFrames:
 
     ``ep`` is the responder -> requester direction; ``dest_qp`` the requester's QPN. ACK and
     NAK differ only in the BTH PSN word and the AETH word: their ICRC is patched from
-    per-byte tables like data frames' (8 lookups), not recomputed.
+    per-byte tables like data frames' (8 lookups), not recomputed. ACKs and NAKs go in the
+    QP's own class (``dscp``, the data's), CNPs in the CNP class (``cnp_dscp``), as a RoCE
+    NIC sends them.
     """
 
-    def __init__(self, ep: Endpoints, *, dest_qp: int) -> None:
-        self._ack = bytearray(bytes(ack_packet(ep, dest_qp=dest_qp, psn=0, msn=0)))
+    def __init__(self, ep: Endpoints, *, dest_qp: int, dscp: int = DATA_DSCP,
+                 cnp_dscp: int = CNP_DSCP) -> None:
+        self._ack = bytearray(bytes(ack_packet(ep, dest_qp=dest_qp, psn=0, msn=0, dscp=dscp)))
         self._ack[_PSN_WORD:_PSN_WORD + 4] = bytes(4)
         self._ack[_AETH_OFFSET:_AETH_OFFSET + 4] = bytes(4)
         self._ack[-ICRC_BYTES:] = compute_icrc(bytes(self._ack))
@@ -150,7 +155,7 @@ class ControlFrames:
         message_len = _ICRC_PREFIX_BYTES + len(self._ack) - ETH_BYTES - ICRC_BYTES
         first = _ICRC_PREFIX_BYTES + _PSN_WORD - ETH_BYTES
         self._tables = _byte_delta_tables(message_len, first, 8)  # PSN word, then AETH
-        self.cnp = bytes(cnp_packet(ep, dest_qp=dest_qp))
+        self.cnp = bytes(cnp_packet(ep, dest_qp=dest_qp, dscp=cnp_dscp))
 
     def ack(self, psn: int, msn: int, syndrome: int = AETH_ACK) -> bytes:
         buf = self._ack

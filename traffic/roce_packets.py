@@ -1,7 +1,8 @@
 """RoCEv2 frames: declared with Scapy, sent from prebuilt bytes.
 
 Wire format (IBTA Annex A17 "RoCEv2"; layers from ``scapy.contrib.roce``):
-Ethernet / IPv4 (DSCP 26 + ECT(0) for data, DSCP 48 for CNPs, DF) / UDP (dst 4791, src port =
+Ethernet / IPv4 (ECT(0) for data, DF; DSCP from `wire.dscp`: the lossless DSCP for data and
+ACKs, 26 by default, the CNP DSCP for CNPs, 48 by default) / UDP (dst 4791, src port =
 flow entropy, checksum 0) / BTH 12 B / [RETH 16 B on RDMA WRITE FIRST and ONLY] [AETH 4 B on
 ACK and NAK] / payload padded to 4 B (pad count in the BTH) / ICRC 4 B.
 
@@ -28,10 +29,12 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw, bind_layers
 
 from traffic.gobackn import PSN_MODULUS, Opcode
+from wire.dscp import DEFAULT_DSCP_MAP
 
 ROCEV2_UDP_PORT = 4791
-DATA_DSCP = 26
-CNP_DSCP = 48
+#: The default DSCPs of data (and its ACKs) and of CNPs; a run passes the spec's.
+DATA_DSCP = DEFAULT_DSCP_MAP.lossless_dscp
+CNP_DSCP = DEFAULT_DSCP_MAP.cnp_dscp
 ECN_NOT_ECT = 0
 ECN_ECT0 = 2
 ECN_CE = 3

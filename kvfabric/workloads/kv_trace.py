@@ -31,7 +31,9 @@ from .roce_incast import (
     _start_together,
     _wait_all,
     receiver_cc_args,
+    receiver_dscp_args,
     sender_cc_args,
+    sender_dscp_args,
 )
 
 _ROCE_KNOBS = {"mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
@@ -147,7 +149,7 @@ def run(ctx) -> None:
     for d, host in enumerate(decode):
         argv = [python, "-m", "traffic.roce_endpoint", "recv", "--bind", fabric.host_ips[host],
                 "--name", host, "--out-dir", str(out_dir),
-                *receiver_cc_args(spec)]
+                *receiver_cc_args(spec), *receiver_dscp_args(spec)]
         for p, sender in enumerate(prefill):
             s_qpn, r_qpn = _qpns(p, d)
             argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
@@ -172,7 +174,7 @@ def run(ctx) -> None:
                 "--window", str(workload["window"]),
                 "--timeout-s", repr(workload["retransmit_timeout"]),
                 "--cc", "dcqcn" if workload["transport"] == "roce-dcqcn" else "none",
-                *sender_cc_args(spec),
+                *sender_cc_args(spec), *sender_dscp_args(spec),
                 "--max-duration-s", repr(workload["timeout"])]
         for d, dst in enumerate(decode):
             s_qpn, r_qpn = _qpns(p, d)

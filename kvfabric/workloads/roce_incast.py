@@ -172,7 +172,7 @@ def run(ctx) -> None:
                          f"fabric {scale.dilation:g}x slower, not TCP at the target rate "
                          "(set workload.tcp_rto_min to dilate its minimum RTO)")
     with bottleneck_ecn(fabric, workload["receiver"], spec.fabric["mtu"],
-                        scale.dilation) as ecn:
+                        scale.dilation, spec.dscp_map()) as ecn:
         ctx.record("ecn_marker", ecn.describe())
         ctx.record("dcqcn_params", dcqcn_target_params(spec).__dict__)
         ctx.facts.setdefault("approximations", []).extend(
@@ -227,6 +227,17 @@ def receiver_cc_args(spec) -> list[str]:
     return ["--ack-coalesce", str(workload["ack_coalesce"]), "--cnp-interval-s", repr(interval)]
 
 
+def sender_dscp_args(spec) -> list[str]:
+    """The DSCP a RoCE sender marks its data with: the spec's lossless class."""
+    return ["--dscp", str(spec.dscp_map().lossless_dscp)]
+
+
+def receiver_dscp_args(spec) -> list[str]:
+    """The DSCPs of a RoCE responder's ACKs (the QP's lossless class) and CNPs."""
+    dscp = spec.dscp_map()
+    return ["--dscp", str(dscp.lossless_dscp), "--cnp-dscp", str(dscp.cnp_dscp)]
+
+
 def _qpns(index: int) -> tuple[int, int]:
     """(sender QPN, receiver QPN) of sender ``index``'s connection."""
     return 0x100 + index, 0x200 + index
@@ -240,7 +251,7 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir,
     python = endpoint_python(workload)
     rx_argv = [*python, "-m", "traffic.roce_endpoint", "recv", "--bind",
                fabric.host_ips[receiver], "--name", receiver, "--out-dir", str(out_dir),
-               *receiver_cc_args(ctx.spec), *receiver_args]
+               *receiver_cc_args(ctx.spec), *receiver_dscp_args(ctx.spec), *receiver_args]
     for i, sender in enumerate(senders):
         s_qpn, r_qpn = _qpns(i)
         rx_argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
@@ -255,7 +266,8 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir,
               "--window", str(workload["window"]),
               "--timeout-s", repr(workload["retransmit_timeout"]),
               "--cc", "dcqcn" if transport == "roce-dcqcn" else "none",
-              *sender_cc_args(ctx.spec), "--max-duration-s", repr(workload["timeout"])]
+              *sender_cc_args(ctx.spec), *sender_dscp_args(ctx.spec),
+              "--max-duration-s", repr(workload["timeout"])]
     send = [*python, "-m", "traffic.roce_endpoint", "send"]
     qp_of = {sender: f"{fabric.host_ips[receiver]}:{_qpns(i)[0]}:{_qpns(i)[1]}"
              for i, sender in enumerate(senders)}
