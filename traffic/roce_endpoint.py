@@ -48,7 +48,8 @@ from traffic.roce_io import (
 from traffic.roce_packets import CNP_DSCP, DATA_DSCP, Endpoints
 from traffic.roce_requester import DEFAULT_MAX_BURST_S, Pacer, QpSender
 from traffic.roce_responder import ResponderQp
-from traffic.roce_wire import is_ack, is_ce, is_cnp, is_nak, parse_aeth, parse_bth
+from traffic.roce_wire import is_ack, is_cnp, is_nak, parse_aeth, parse_bth
+from wire.ecn import is_ce
 
 MESSAGE_FIELDS = ["sender", "qpn", "msg_id", "size_bytes", "posted_s", "completed_s", "fct_s"]
 RATE_FIELDS = ["sender", "qpn", "t_s", "rate_bps", "target_bps", "alpha"]

@@ -30,14 +30,12 @@ from scapy.packet import Packet, Raw, bind_layers
 
 from traffic.gobackn import PSN_MODULUS, Opcode
 from wire.dscp import DEFAULT_DSCP_MAP
+from wire.ecn import ECN_ECT0, ECN_NOT_ECT, tos_byte
 
 ROCEV2_UDP_PORT = 4791
 #: The default DSCPs of data (and its ACKs) and of CNPs; a run passes the spec's.
 DATA_DSCP = DEFAULT_DSCP_MAP.lossless_dscp
 CNP_DSCP = DEFAULT_DSCP_MAP.cnp_dscp
-ECN_NOT_ECT = 0
-ECN_ECT0 = 2
-ECN_CE = 3
 
 ACK_OPCODE = 0x11  # RC ACKNOWLEDGE
 CNP_OPCODE = roce.CNP_OPCODE  # 0x81
@@ -90,11 +88,10 @@ class Endpoints:
 
 
 def _l3(ep: Endpoints, dscp: int, ecn: int, ttl: int, ip_id: int) -> Packet:
-    if not 0 <= dscp < 64 or not 0 <= ecn < 4:
-        raise ValueError(f"dscp must be 0..63 and ecn 0..3, got {dscp}, {ecn}")
+    tos = tos_byte(dscp, ecn)
     return (
         Ether(src=ep.src_mac, dst=ep.dst_mac)
-        / IP(src=ep.src_ip, dst=ep.dst_ip, tos=(dscp << 2) | ecn, ttl=ttl, id=ip_id, flags="DF")
+        / IP(src=ep.src_ip, dst=ep.dst_ip, tos=tos, ttl=ttl, id=ip_id, flags="DF")
         / UDP(sport=ep.sport, dport=ROCEV2_UDP_PORT, chksum=0)
     )
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from topologies.leafspine import FabricTopo
-from traffic.udp_flow import ECN_CODEPOINTS, run_flows
+from traffic.udp_flow import run_flows
+from wire.ecn import ECN_CODEPOINTS
 
 from .. import results
 from ..schema import Field, SpecIssue
