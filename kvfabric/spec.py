@@ -14,6 +14,7 @@ from typing import Any
 from topologies.leafspine import Dumbbell, FabricTopo, LeafSpine, Star
 from topologies.queues.settings import QueueSettings
 from wire.dscp import DEFAULT_DSCP_MAP, DscpMap
+from wire.frames import frame_bytes
 
 from . import capacity
 from .dilation import Scale, emulate_section
@@ -323,11 +324,11 @@ def _renamed_rates(table: Any, issues: list[SpecIssue]) -> None:
 
 
 def _check_fabric(fabric: dict[str, Any], issues: list[SpecIssue]) -> None:
-    frame_bytes = fabric["mtu"] + 14
-    if fabric["buffer"] < frame_bytes:
+    frame = frame_bytes(fabric["mtu"])
+    if fabric["buffer"] < frame:
         issues.append(SpecIssue("fabric.buffer", f"{fabric['buffer']} bytes is smaller than one "
-                                f"frame ({frame_bytes} bytes at mtu {fabric['mtu']})",
-                                f"set fabric.buffer to at least {frame_bytes} bytes, "
+                                f"frame ({frame} bytes at mtu {fabric['mtu']})",
+                                f"set fabric.buffer to at least {frame} bytes, "
                                 "typically tens of frames such as '64KiB'"))
     if fabric["controller"] != "static" and fabric["mode"] != "openflow":
         issues.append(SpecIssue("fabric.controller", f"controller {fabric['controller']!r} "
@@ -365,7 +366,7 @@ def _check_queues(queues: dict[str, Any], fabric: dict[str, Any],
     for name, problem in settings.check():
         issues.append(SpecIssue(f"queues.{name}", problem.split(";")[0],
                                 problem.split("; ", 1)[-1]))
-    frame = fabric["mtu"] + 14
+    frame = frame_bytes(fabric["mtu"])
     for name in ("lossless_buffer", "xoff"):
         if 0 < queues[name] < 2 * frame:
             issues.append(SpecIssue(f"queues.{name}", f"{queues[name]} bytes is under two "

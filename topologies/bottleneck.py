@@ -17,6 +17,7 @@ from kvfabric.shell import run
 from topologies.queues.spec import EcnRamp, PortQueues, TrafficClass
 from topologies.shaping import htb_burst_bytes
 from wire.dscp import DEFAULT_DSCP_MAP, PRIORITY_DEFAULT
+from wire.frames import frame_bytes
 
 
 def _check_prefix(prefix: str) -> str:
@@ -84,7 +85,7 @@ class Bottleneck:
              "default", "10"])
         run(["tc", "-n", r, "class", "add", "dev", "d0", "parent", "1:", "classid", "1:10",
              "htb", "rate", str(self.rate_bps), "ceil", str(self.rate_bps),
-             "burst", str(burst), "cburst", str(burst), "quantum", str(self.mtu + 14)])
+             "burst", str(burst), "cburst", str(burst), "quantum", str(frame_bytes(self.mtu))])
         run(["tc", "-n", r, "qdisc", "add", "dev", "d0", "parent", "1:10", "handle", "10:",
              "bfifo", "limit", str(self.buffer_bytes)])
         if self.ecn is not None:

@@ -10,10 +10,9 @@ import struct
 from dataclasses import dataclass
 
 from traffic.roce_packets import ACK_OPCODE, AETH_NAK, CNP_OPCODE
+from wire.frames import AETH_BYTES, BTH_BYTES
 
 _BTH = struct.Struct("!BBHII")  # opcode, flags, pkey, (resv8 | dest QP), (AckReq | PSN)
-BTH_BYTES = _BTH.size
-AETH_BYTES = 4
 
 
 @dataclass(frozen=True)

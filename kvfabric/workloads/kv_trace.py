@@ -21,13 +21,13 @@ from typing import Any
 from topologies.leafspine import FabricTopo
 from traffic import kv_budget, kv_patterns, traces
 from traffic.kvcache import MODEL_PRESETS, preset
+from wire.frames import ROCE_IP_OVERHEAD_BYTES
 
 from ..schema import Field, SpecIssue
 from . import trace_load
 from .kv_trace_analysis import analyse  # noqa: F401  (part of the workload interface)
 from .roce_incast import FIELDS as INCAST_FIELDS
 from .roce_incast import (
-    ROCE_HEADERS_BYTES,
     _start_together,
     _wait_all,
     receiver_cc_args,
@@ -76,7 +76,7 @@ def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -
             issues.append(SpecIssue("workload.trace", str(exc), "fix or remove that line, "
                                     f"or check workload.trace_format "
                                     f"({workload['trace_format']!r})"))
-    if workload["mtu_payload"] + ROCE_HEADERS_BYTES > topo.mtu:
+    if workload["mtu_payload"] + ROCE_IP_OVERHEAD_BYTES > topo.mtu:
         issues.append(SpecIssue("workload.mtu_payload", "does not fit the fabric MTU",
                                 "lower workload.mtu_payload or raise fabric.mtu"))
 

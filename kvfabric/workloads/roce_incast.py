@@ -20,6 +20,7 @@ from topologies.leafspine import FabricTopo
 from traffic.dcqcn import PROFILES, DcqcnParams
 from traffic.kvcache import MODEL_PRESETS, preset
 from traffic.tcp_kv import available_congestion_controls
+from wire.frames import ROCE_IP_OVERHEAD_BYTES
 
 from ..dilation import emulate_params
 from ..schema import Field, SpecIssue
@@ -33,7 +34,6 @@ from .tcp_incast import choose_senders, set_rto_min
 MAX_RTO_MIN_S = 120.0
 
 ROCE_TRANSPORTS = ("roce-dcqcn", "roce-none")
-ROCE_HEADERS_BYTES = 20 + 8 + 12 + 16 + 4  # IPv4, UDP, BTH, RETH (worst case), ICRC
 START_DELAY_S = 0.3  # from the last sender saying ready to the first post
 #: The notification point's CNP spacing per profile, target seconds (Zhu et al.: 50 us;
 #: NVIDIA min_time_between_cnps: 4 us; HPCC's ns-3 echoes ECN on every ACK: none).
@@ -122,7 +122,7 @@ def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -
         issues.append(SpecIssue("workload.tcp_rto_min", f"{workload['tcp_rto_min']:g} s once "
                                 f"dilated, above Linux's limit of {MAX_RTO_MIN_S:g} s",
                                 "lower workload.tcp_rto_min or fabric.dilation"))
-    frame_ip_bytes = workload["mtu_payload"] + ROCE_HEADERS_BYTES
+    frame_ip_bytes = workload["mtu_payload"] + ROCE_IP_OVERHEAD_BYTES
     if frame_ip_bytes > topo.mtu:
         issues.append(SpecIssue("workload.mtu_payload", f"{workload['mtu_payload']} B of "
                                 f"payload need an IP MTU of {frame_ip_bytes}, the fabric has "

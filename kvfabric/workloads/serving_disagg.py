@@ -34,13 +34,13 @@ from topologies.leafspine import FabricTopo
 from traffic import kv_budget, kv_patterns, traces
 from traffic.kvcache import preset
 from traffic.trace_window import COPY_ID_STRIDE
+from wire.frames import ROCE_IP_OVERHEAD_BYTES
 
 from ..schema import Field, SpecIssue
 from . import trace_load
 from .kv_trace import _qpns
 from .roce_incast import FIELDS as INCAST_FIELDS
 from .roce_incast import (
-    ROCE_HEADERS_BYTES,
     _start_together,
     receiver_cc_args,
     receiver_dscp_args,
@@ -122,7 +122,7 @@ def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -
         except (traces.TraceError, OSError) as exc:
             issues.append(SpecIssue("workload.trace", str(exc), "fix or remove that line, or "
                                     f"check workload.trace_format ({workload['trace_format']!r})"))
-    if workload["mtu_payload"] + ROCE_HEADERS_BYTES > topo.mtu:
+    if workload["mtu_payload"] + ROCE_IP_OVERHEAD_BYTES > topo.mtu:
         issues.append(SpecIssue("workload.mtu_payload", "does not fit the fabric MTU",
                                 "lower workload.mtu_payload or raise fabric.mtu"))
 

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from wire.dscp import CNP, DEFAULT_DSCP_MAP, LOSSLESS, LOSSY, PRIORITY_DEFAULT, DscpMap
+from wire.frames import frame_bytes
 
 from .spec import (
     HPCC_PMAX,
@@ -85,7 +86,7 @@ class QueueSettings:
         if self.headroom_bytes:
             return self.headroom_bytes
         in_flight = ingress_ports * rate_bps / 8 * self.reaction_s
-        return math.ceil(in_flight) + 2 * (mtu + 14)
+        return math.ceil(in_flight) + 2 * frame_bytes(mtu)
 
     def pfc_thresholds(self, rate_bps: int, mtu: int, ingress_ports: int) -> PfcThresholds:
         xoff = self.xoff_bytes or 2 * self.ramp(rate_bps, mtu).kmax_bytes
@@ -113,7 +114,7 @@ class QueueSettings:
             TrafficClass(LOSSLESS, self.lossless_priority, frozenset({self.lossless_dscp}),
                          lossless_buffer, lossless=True, weight=self.lossless_weight,
                          ecn=lossless_ecn, pfc=pfc),
-            TrafficClass(CNP, self.cnp_priority, frozenset({self.cnp_dscp}), 16 * (mtu + 14),
+            TrafficClass(CNP, self.cnp_priority, frozenset({self.cnp_dscp}), 16 * frame_bytes(mtu),
                          strict=True),
             TrafficClass(LOSSY, PRIORITY_DEFAULT, frozenset(), lossy_buffer,
                          weight=self.lossy_weight, ecn=lossy_ecn),
