@@ -4,8 +4,9 @@ The runner hands the controller a JSON description (``describe`` in controllers/
 switches with their ports and what each faces, hosts with IP/MAC/attachment, tenants. This
 module turns it into forwarding state over the links that are currently up:
 
-* ``next_hops(switch, host)``: ports on shortest live paths (BFS per destination, so any
-  two-tier shape works: leaf-spine, dumbbell, star);
+* ``routes()``: per switch and host, the ports on shortest live paths (BFS per destination,
+  so any two-tier shape works: leaf-spine, dumbbell, star), by the fabric's one ECMP rule
+  (``topologies.paths``);
 * ``allowed(src, dst)``: tenant reachability (default deny across tenants);
 * ``meter_rate_bps(leaf)``: a tenant's share of a leaf's uplink capacity.
 
@@ -15,9 +16,10 @@ The OpenFlow app (controllers/fabric_app.py) only translates this into messages.
 from __future__ import annotations
 
 import zlib
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from topologies.paths import bfs_hops, downhill
 
 
 @dataclass(frozen=True)
@@ -107,19 +109,15 @@ class FabricModel:
                 if info.peer in self.hosts}
 
     # -- routes ------------------------------------------------------------------------
+    def _live_steps(self, switch: str) -> list[tuple[int, str]]:
+        """(port, peer switch) of every live switch-to-switch link of switch."""
+        return [(p, info.peer) for p, info in self.switches[switch].ports.items()
+                if info.peer in self.switches and self.is_up(switch, p)]
+
     def _distances(self, host: str) -> dict[str, int]:
         """Switch hops to host over live links."""
-        attach = self.hosts[host].switch
-        distance = {attach: 0}
-        queue = deque([attach])
-        while queue:
-            node = queue.popleft()
-            for port, info in self.switches[node].ports.items():
-                if info.peer in self.switches and self.is_up(node, port) \
-                        and info.peer not in distance:
-                    distance[info.peer] = distance[node] + 1
-                    queue.append(info.peer)
-        return distance
+        return bfs_hops(self.hosts[host].switch,
+                        lambda node: [peer for _, peer in self._live_steps(node)])
 
     def routes(self) -> dict[str, dict[str, tuple[int, ...]]]:
         """switch -> destination host -> ports on shortest live paths (sorted; () if none)."""
@@ -127,17 +125,11 @@ class FabricModel:
         for host in self.hosts:
             distance = self._distances(host)
             target = self.hosts[host]
-            for name, sw in self.switches.items():
+            for name in self.switches:
                 if name == target.switch:
                     table[name][host] = (target.port,)
                     continue
-                if name not in distance:
-                    table[name][host] = ()
-                    continue
-                table[name][host] = tuple(sorted(
-                    p for p, info in sw.ports.items()
-                    if info.peer in self.switches and self.is_up(name, p)
-                    and distance.get(info.peer, 1 << 30) == distance[name] - 1))
+                table[name][host] = tuple(downhill(distance, name, self._live_steps(name)))
         return table
 
     # -- tenants -----------------------------------------------------------------------

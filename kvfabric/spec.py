@@ -13,6 +13,8 @@ from typing import Any
 
 from topologies.leafspine import Dumbbell, FabricTopo, LeafSpine, Star
 from topologies.queues.settings import QueueSettings
+from wire.dscp import DEFAULT_DSCP_MAP, DscpMap
+from wire.frames import frame_bytes
 
 from . import capacity
 from .dilation import Scale, emulate_section
@@ -75,13 +77,14 @@ QUEUE_FIELDS = [
     Field("ecn_backend", "choice", "auto", "auto: kernel red where present, else eBPF",
           choices=("auto", "red", "ebpf")),
     Field("lossy_ecn", "bool", False, "also mark ECT packets of the lossy class (TCP ECN)"),
-    Field("lossless_dscp", "int", 26, "DSCP of the lossless class (RoCEv2 data)",
-          minimum=0, maximum=63),
-    Field("cnp_dscp", "int", 48, "DSCP of the strict-priority CNP class", minimum=0,
-          maximum=63),
-    Field("lossless_priority", "int", 3, "802.1p priority of the lossless class (PFC frames)",
-          minimum=1, maximum=7),
-    Field("cnp_priority", "int", 6, "802.1p priority of the CNP class", minimum=1, maximum=7),
+    Field("lossless_dscp", "int", DEFAULT_DSCP_MAP.lossless_dscp, "DSCP of the lossless class "
+          "(RoCEv2 data and ACKs; every RoCE endpoint sends with it)", minimum=0, maximum=63),
+    Field("cnp_dscp", "int", DEFAULT_DSCP_MAP.cnp_dscp, "DSCP of the strict-priority CNP class "
+          "(the RoCE responders' CNPs)", minimum=0, maximum=63),
+    Field("lossless_priority", "int", DEFAULT_DSCP_MAP.lossless_priority,
+          "802.1p priority of the lossless class (PFC frames)", minimum=1, maximum=7),
+    Field("cnp_priority", "int", DEFAULT_DSCP_MAP.cnp_priority,
+          "802.1p priority of the CNP class", minimum=1, maximum=7),
     Field("kmin", "size", 0, "ECN ramp start; 0 = HPCC's 100 KB at 25G, scaled by target "
           "rate/25G",
           minimum=0, maximum=1 << 30),
@@ -139,6 +142,11 @@ class Spec:
 
     def queue_settings(self) -> QueueSettings | None:
         return make_queue_settings(self.queues, self.fabric)
+
+    def dscp_map(self) -> DscpMap:
+        """The DSCP/priority map of this run: the classifier's and every generator's, also
+        with ``queues.enabled = false`` (the traffic is still marked as the spec says)."""
+        return DscpMap.from_fields(self.queues)
 
 
 def make_queue_settings(queues: dict[str, Any], fabric: dict[str, Any]) -> QueueSettings | None:
@@ -351,11 +359,11 @@ def _renamed_rates(table: Any, issues: list[SpecIssue]) -> None:
 
 
 def _check_fabric(fabric: dict[str, Any], issues: list[SpecIssue]) -> None:
-    frame_bytes = fabric["mtu"] + 14
-    if fabric["buffer"] < frame_bytes:
+    frame = frame_bytes(fabric["mtu"])
+    if fabric["buffer"] < frame:
         issues.append(SpecIssue("fabric.buffer", f"{fabric['buffer']} bytes is smaller than one "
-                                f"frame ({frame_bytes} bytes at mtu {fabric['mtu']})",
-                                f"set fabric.buffer to at least {frame_bytes} bytes, "
+                                f"frame ({frame} bytes at mtu {fabric['mtu']})",
+                                f"set fabric.buffer to at least {frame} bytes, "
                                 "typically tens of frames such as '64KiB'"))
     if fabric["controller"] != "static" and fabric["mode"] != "openflow":
         issues.append(SpecIssue("fabric.controller", f"controller {fabric['controller']!r} "
@@ -393,7 +401,7 @@ def _check_queues(queues: dict[str, Any], fabric: dict[str, Any],
     for name, problem in settings.check():
         issues.append(SpecIssue(f"queues.{name}", problem.split(";")[0],
                                 problem.split("; ", 1)[-1]))
-    frame = fabric["mtu"] + 14
+    frame = frame_bytes(fabric["mtu"])
     for name in ("lossless_buffer", "xoff"):
         if 0 < queues[name] < 2 * frame:
             issues.append(SpecIssue(f"queues.{name}", f"{queues[name]} bytes is under two "

@@ -2,10 +2,10 @@
 
 ``<prefix>-s1 .. -sN`` (senders) -- ``<prefix>-r`` (router) -- ``<prefix>-d`` (receiver). The
 router's port towards the receiver is the bottleneck: HTB at ``rate_bps`` over a bfifo of
-``buffer_bytes``, optionally with the eBPF ECN marker on its egress (DSCP 26 on an ECN ramp),
-which is how DCQCN is exercised before the fabric's own lossless/ECN queues exist.
-Names use the caller's prefix (never ``kvf-``); everything is deleted by :meth:`close`, also
-after a failed build. Run under ``kvfabric.lock.fabric_lock``.
+``buffer_bytes``, optionally with the eBPF ECN marker on its egress (the default lossless
+DSCP on an ECN ramp), which is how DCQCN is exercised before the fabric's own lossless/ECN
+queues exist. Names use the caller's prefix (never ``kvf-``); everything is deleted by
+:meth:`close`, also after a failed build. Run under ``kvfabric.lock.fabric_lock``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 from kvfabric.shell import run
 from topologies.queues.spec import EcnRamp, PortQueues, TrafficClass
 from topologies.shaping import htb_burst_bytes
-
-ROCE_DSCP = 26
+from wire.dscp import DEFAULT_DSCP_MAP, PRIORITY_DEFAULT
+from wire.frames import frame_bytes
 
 
 def _check_prefix(prefix: str) -> str:
@@ -85,16 +85,17 @@ class Bottleneck:
              "default", "10"])
         run(["tc", "-n", r, "class", "add", "dev", "d0", "parent", "1:", "classid", "1:10",
              "htb", "rate", str(self.rate_bps), "ceil", str(self.rate_bps),
-             "burst", str(burst), "cburst", str(burst), "quantum", str(self.mtu + 14)])
+             "burst", str(burst), "cburst", str(burst), "quantum", str(frame_bytes(self.mtu))])
         run(["tc", "-n", r, "qdisc", "add", "dev", "d0", "parent", "1:10", "handle", "10:",
              "bfifo", "limit", str(self.buffer_bytes)])
         if self.ecn is not None:
             from topologies.queues.ebpf_marker import attach_marker
 
             queues = PortQueues(rate_bps=self.rate_bps, classes=(
-                TrafficClass("roce", 3, {ROCE_DSCP}, self.buffer_bytes, lossless=True,
-                             ecn=self.ecn),
-                TrafficClass("other", 0, (), self.buffer_bytes),
+                TrafficClass("roce", DEFAULT_DSCP_MAP.lossless_priority,
+                             {DEFAULT_DSCP_MAP.lossless_dscp}, self.buffer_bytes,
+                             lossless=True, ecn=self.ecn),
+                TrafficClass("other", PRIORITY_DEFAULT, (), self.buffer_bytes),
             ))
             self.marker = attach_marker("d0", r)
             self.marker.configure(queues, burst_bytes=burst)

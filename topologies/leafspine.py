@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from mininet.topo import Topo
 
+from wire.frames import frame_bytes
+
 DEFAULT_HOST_RATE_BPS = 100_000_000
 DEFAULT_FABRIC_RATE_BPS = 100_000_000
 #: 64 KiB per port: about 44 full-size frames, the shallow buffers of the incast papers
@@ -36,7 +38,7 @@ class FabricTopo(Topo):
         self.fabric_rate_bps = int(fabric_rate_bps)
         self.buffer_bytes = int(buffer_bytes)
         self.mtu = int(mtu)
-        self.host_queue_bytes = HOST_QUEUE_FRAMES * (self.mtu + 14)
+        self.host_queue_bytes = HOST_QUEUE_FRAMES * frame_bytes(self.mtu)
         super().__init__(*args, **kwargs)
 
     def add_host(self, name: str) -> str:

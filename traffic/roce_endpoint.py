@@ -45,10 +45,11 @@ from traffic.roce_io import (
     resolve_route,
     set_timer_slack_ns,
 )
-from traffic.roce_packets import Endpoints
+from traffic.roce_packets import CNP_DSCP, DATA_DSCP, Endpoints
 from traffic.roce_requester import DEFAULT_MAX_BURST_S, Pacer, QpSender
 from traffic.roce_responder import ResponderQp
-from traffic.roce_wire import is_ack, is_ce, is_cnp, is_nak, parse_aeth, parse_bth
+from traffic.roce_wire import is_ack, is_cnp, is_nak, parse_aeth, parse_bth
+from wire.ecn import is_ce
 
 MESSAGE_FIELDS = ["sender", "qpn", "msg_id", "size_bytes", "posted_s", "completed_s", "fct_s"]
 RATE_FIELDS = ["sender", "qpn", "t_s", "rate_bps", "target_bps", "alpha"]
@@ -97,7 +98,8 @@ def build_senders(args: argparse.Namespace, qp_texts: list[str]) -> tuple[list[Q
         route = resolve_route(peer_ip)
         ep = Endpoints(route.src_mac, route.next_hop_mac, route.src_ip, peer_ip,
                        entropy_port(local_qpn))
-        frames = DataFrames(ep, dest_qp=remote_qpn, mtu_payload_bytes=args.mtu_payload)
+        frames = DataFrames(ep, dest_qp=remote_qpn, mtu_payload_bytes=args.mtu_payload,
+                            dscp=args.dscp)
         req = Requester(args.mtu_payload, args.window, args.timeout_s)
         rp = None
         max_burst_s = args.max_burst_s
@@ -395,8 +397,8 @@ def run_receiver(args: argparse.Namespace) -> int:
         route = resolve_route(peer_ip)
         ep = Endpoints(route.src_mac, route.next_hop_mac, route.src_ip, peer_ip,
                        entropy_port(local_qpn))
-        qps[local_qpn] = ResponderQp(local_qpn, ControlFrames(ep, dest_qp=remote_qpn), pacer,
-                                     args.ack_coalesce)
+        frames = ControlFrames(ep, dest_qp=remote_qpn, dscp=args.dscp, cnp_dscp=args.cnp_dscp)
+        qps[local_qpn] = ResponderQp(local_qpn, frames, pacer, args.ack_coalesce)
         peers[local_qpn] = peer_ip
         if route.ifname not in tx_socks:
             tx_socks[route.ifname] = SocketTx(open_tx(route.ifname))
@@ -448,6 +450,13 @@ def _write_receiver_outputs(args, qps: dict[int, ResponderQp], peers: dict[int, 
     print(json.dumps(stats), flush=True)
 
 
+def _dscp(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 64:
+        raise argparse.ArgumentTypeError(f"a DSCP is 0..63, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="role", required=True)
@@ -485,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-burst-s", type=float, default=DEFAULT_MAX_BURST_S)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--max-duration-s", type=float, default=300.0)
+    p.add_argument("--dscp", type=_dscp, default=DATA_DSCP,
+                   help="DSCP of the data frames: the fabric's lossless class")
     r = sub.add_parser("recv")
     r.add_argument("--bind", required=True)
     r.add_argument("--qp", action="append", required=True, help="PEER_IP:LOCAL_QPN:REMOTE_QPN")
@@ -496,6 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--dequeue-ecn", default=None, metavar="VQ:ADJ:CFG:CLASS",
                    help="mark at dequeue: BPF map ids of the downlink marker and the class")
     r.add_argument("--time-zero", type=float, default=None)
+    r.add_argument("--dscp", type=_dscp, default=DATA_DSCP,
+                   help="DSCP of ACKs and NAKs: the QP's (lossless) class, as the data's")
+    r.add_argument("--cnp-dscp", type=_dscp, default=CNP_DSCP, help="DSCP of CNPs")
     args = parser.parse_args(argv)
     return run_sender(args) if args.role == "send" else run_receiver(args)
 

@@ -21,19 +21,17 @@ from traffic.gobackn import Opcode
 from traffic.roce_packets import (
     AETH_ACK,
     AETH_NAK,
-    BTH_BYTES,
-    ETH_BYTES,
-    ICRC_BYTES,
-    IPV4_BYTES,
-    UDP_BYTES,
+    CNP_DSCP,
+    DATA_DSCP,
     Endpoints,
     FrameTemplate,
     ack_packet,
     cnp_packet,
     compute_icrc,
 )
+from wire.frames import BTH_BYTES, ETH_HEADER_BYTES, ICRC_BYTES, IPV4_HEADER_BYTES, UDP_HEADER_BYTES
 
-_BTH_OFFSET = ETH_BYTES + IPV4_BYTES + UDP_BYTES
+_BTH_OFFSET = ETH_HEADER_BYTES + IPV4_HEADER_BYTES + UDP_HEADER_BYTES
 _PSN_WORD = _BTH_OFFSET + 8  # AckReq bit + 7 reserved bits + 24-bit PSN
 _AETH_OFFSET = _BTH_OFFSET + BTH_BYTES
 _ICRC_PREFIX_BYTES = 8  # the all-ones pseudo LRH the ICRC starts with
@@ -72,8 +70,8 @@ class _PatchedFrame:
         self.buf[-ICRC_BYTES:] = compute_icrc(bytes(self.buf))
         (self._base_crc,) = _U32_LE.unpack_from(self.buf, len(self.buf) - ICRC_BYTES)
         # ICRC message = 8 pseudo-LRH bytes + IP..end without the ICRC itself.
-        message_len = _ICRC_PREFIX_BYTES + len(frame) - ETH_BYTES - ICRC_BYTES
-        word_pos = _ICRC_PREFIX_BYTES + _PSN_WORD - ETH_BYTES
+        message_len = _ICRC_PREFIX_BYTES + len(frame) - ETH_HEADER_BYTES - ICRC_BYTES
+        word_pos = _ICRC_PREFIX_BYTES + _PSN_WORD - ETH_HEADER_BYTES
         self._t0, self._t1, self._t2, self._t3 = _byte_delta_tables(message_len, word_pos, 4)
         self._hi16: list[int] | None = None
         self._lo16: list[int] | None = None
@@ -106,10 +104,10 @@ class DataFrames:
     for the next frame of the same shape."""
 
     def __init__(self, ep: Endpoints, *, dest_qp: int, mtu_payload_bytes: int,
-                 fill: bytes = b"\x00", rkey: int = 0) -> None:
+                 fill: bytes = b"\x00", rkey: int = 0, dscp: int = DATA_DSCP) -> None:
         self._templates = {
             op: FrameTemplate(ep, dest_qp=dest_qp, opcode=op, max_payload_bytes=mtu_payload_bytes,
-                              rkey=rkey, fill=fill)
+                              rkey=rkey, fill=fill, dscp=dscp)
             for op in Opcode
         }
         self._frames: dict[tuple[Opcode, int, int | None], _PatchedFrame] = {}
@@ -138,19 +136,22 @@ class ControlFrames:
 
     ``ep`` is the responder -> requester direction; ``dest_qp`` the requester's QPN. ACK and
     NAK differ only in the BTH PSN word and the AETH word: their ICRC is patched from
-    per-byte tables like data frames' (8 lookups), not recomputed.
+    per-byte tables like data frames' (8 lookups), not recomputed. ACKs and NAKs go in the
+    QP's own class (``dscp``, the data's), CNPs in the CNP class (``cnp_dscp``), as a RoCE
+    NIC sends them.
     """
 
-    def __init__(self, ep: Endpoints, *, dest_qp: int) -> None:
-        self._ack = bytearray(bytes(ack_packet(ep, dest_qp=dest_qp, psn=0, msn=0)))
+    def __init__(self, ep: Endpoints, *, dest_qp: int, dscp: int = DATA_DSCP,
+                 cnp_dscp: int = CNP_DSCP) -> None:
+        self._ack = bytearray(bytes(ack_packet(ep, dest_qp=dest_qp, psn=0, msn=0, dscp=dscp)))
         self._ack[_PSN_WORD:_PSN_WORD + 4] = bytes(4)
         self._ack[_AETH_OFFSET:_AETH_OFFSET + 4] = bytes(4)
         self._ack[-ICRC_BYTES:] = compute_icrc(bytes(self._ack))
         (self._ack_crc,) = _U32_LE.unpack_from(self._ack, len(self._ack) - ICRC_BYTES)
-        message_len = _ICRC_PREFIX_BYTES + len(self._ack) - ETH_BYTES - ICRC_BYTES
-        first = _ICRC_PREFIX_BYTES + _PSN_WORD - ETH_BYTES
+        message_len = _ICRC_PREFIX_BYTES + len(self._ack) - ETH_HEADER_BYTES - ICRC_BYTES
+        first = _ICRC_PREFIX_BYTES + _PSN_WORD - ETH_HEADER_BYTES
         self._tables = _byte_delta_tables(message_len, first, 8)  # PSN word, then AETH
-        self.cnp = bytes(cnp_packet(ep, dest_qp=dest_qp))
+        self.cnp = bytes(cnp_packet(ep, dest_qp=dest_qp, dscp=cnp_dscp))
 
     def ack(self, psn: int, msn: int, syndrome: int = AETH_ACK) -> bytes:
         buf = self._ack

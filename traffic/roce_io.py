@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from traffic.roce_fastpath import PSN_WORD_OFFSET
-from traffic.roce_packets import ICRC_BYTES, ROCEV2_UDP_PORT
+from traffic.roce_packets import ROCEV2_UDP_PORT
+from wire.frames import ICRC_BYTES
 
 IP_RECVTOS = getattr(socket, "IP_RECVTOS", 13)
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33

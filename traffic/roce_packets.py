@@ -1,7 +1,8 @@
 """RoCEv2 frames: declared with Scapy, sent from prebuilt bytes.
 
 Wire format (IBTA Annex A17 "RoCEv2"; layers from ``scapy.contrib.roce``):
-Ethernet / IPv4 (DSCP 26 + ECT(0) for data, DSCP 48 for CNPs, DF) / UDP (dst 4791, src port =
+Ethernet / IPv4 (ECT(0) for data, DF; DSCP from `wire.dscp`: the lossless DSCP for data and
+ACKs, 26 by default, the CNP DSCP for CNPs, 48 by default) / UDP (dst 4791, src port =
 flow entropy, checksum 0) / BTH 12 B / [RETH 16 B on RDMA WRITE FIRST and ONLY] [AETH 4 B on
 ACK and NAK] / payload padded to 4 B (pad count in the BTH) / ICRC 4 B.
 
@@ -28,27 +29,28 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw, bind_layers
 
 from traffic.gobackn import PSN_MODULUS, Opcode
+from wire.dscp import DEFAULT_DSCP_MAP
+from wire.ecn import ECN_ECT0, ECN_NOT_ECT, tos_byte
+from wire.frames import (
+    BTH_BYTES,
+    ETH_HEADER_BYTES,
+    ICRC_BYTES,
+    IPV4_HEADER_BYTES,
+    RETH_BYTES,
+    UDP_HEADER_BYTES,
+    VLAN_TAG_BYTES,
+)
 
 ROCEV2_UDP_PORT = 4791
-DATA_DSCP = 26
-CNP_DSCP = 48
-ECN_NOT_ECT = 0
-ECN_ECT0 = 2
-ECN_CE = 3
+#: The default DSCPs of data (and its ACKs) and of CNPs; a run passes the spec's.
+DATA_DSCP = DEFAULT_DSCP_MAP.lossless_dscp
+CNP_DSCP = DEFAULT_DSCP_MAP.cnp_dscp
 
 ACK_OPCODE = 0x11  # RC ACKNOWLEDGE
 CNP_OPCODE = roce.CNP_OPCODE  # 0x81
 AETH_ACK = 0x1F  # ACK with credit count 31, "invalid": no end-to-end credits (RoCE NICs' usual)
 AETH_NAK = 0x60  # syndrome bits 6..5 = 11: NAK; the low 5 bits carry the NAK code
 NAK_PSN_SEQUENCE_ERROR = 0
-
-ETH_BYTES = 14
-IPV4_BYTES = 20
-UDP_BYTES = 8
-BTH_BYTES = 12
-RETH_BYTES = 16
-AETH_BYTES = 4
-ICRC_BYTES = 4
 
 _RETH_OPCODES = (Opcode.FIRST, Opcode.ONLY)
 
@@ -87,11 +89,10 @@ class Endpoints:
 
 
 def _l3(ep: Endpoints, dscp: int, ecn: int, ttl: int, ip_id: int) -> Packet:
-    if not 0 <= dscp < 64 or not 0 <= ecn < 4:
-        raise ValueError(f"dscp must be 0..63 and ecn 0..3, got {dscp}, {ecn}")
+    tos = tos_byte(dscp, ecn)
     return (
         Ether(src=ep.src_mac, dst=ep.dst_mac)
-        / IP(src=ep.src_ip, dst=ep.dst_ip, tos=(dscp << 2) | ecn, ttl=ttl, id=ip_id, flags="DF")
+        / IP(src=ep.src_ip, dst=ep.dst_ip, tos=tos, ttl=ttl, id=ip_id, flags="DF")
         / UDP(sport=ep.sport, dport=ROCEV2_UDP_PORT, chksum=0)
     )
 
@@ -192,9 +193,9 @@ def _l3_offset(frame: bytes) -> int:
     ethertype = int.from_bytes(frame[12:14], "big")
     if ethertype == 0x8100:  # one 802.1Q tag
         ethertype = int.from_bytes(frame[16:18], "big")
-        offset = ETH_BYTES + 4
+        offset = ETH_HEADER_BYTES + VLAN_TAG_BYTES
     else:
-        offset = ETH_BYTES
+        offset = ETH_HEADER_BYTES
     if ethertype != 0x0800:
         raise ValueError(f"only Ethernet/IPv4 RoCEv2 frames are supported, got {ethertype:#x}")
     return offset
@@ -209,7 +210,7 @@ def _masked_headers(ip_udp_bth: bytes | bytearray, ihl_bytes: int) -> bytes:
     masked[ip + 10 : ip + 12] = b"\xff\xff"  # IPv4 header checksum
     udp = ip + ihl_bytes
     masked[udp + 6 : udp + 8] = b"\xff\xff"  # UDP checksum
-    masked[udp + UDP_BYTES + 4] = 0xFF  # BTH FECN, BECN and 6 reserved bits
+    masked[udp + UDP_HEADER_BYTES + 4] = 0xFF  # BTH FECN, BECN and 6 reserved bits
     return bytes(masked)
 
 
@@ -218,7 +219,7 @@ def compute_icrc(frame: bytes) -> bytes:
     (no Ethernet FCS)."""
     l3 = _l3_offset(frame)
     ihl_bytes = (frame[l3] & 0x0F) * 4
-    end = l3 + ihl_bytes + UDP_BYTES + BTH_BYTES
+    end = l3 + ihl_bytes + UDP_HEADER_BYTES + BTH_BYTES
     crc = zlib.crc32(_masked_headers(frame[l3:end], ihl_bytes))
     crc = zlib.crc32(memoryview(frame)[end:-ICRC_BYTES], crc)
     return struct.pack("<I", crc)
@@ -264,9 +265,9 @@ class FrameTemplate:
             )
         )
         self._has_reth = self.opcode in _RETH_OPCODES
-        self._ip = ETH_BYTES
-        self._udp = self._ip + IPV4_BYTES
-        self._bth = self._udp + UDP_BYTES
+        self._ip = ETH_HEADER_BYTES
+        self._udp = self._ip + IPV4_HEADER_BYTES
+        self._bth = self._udp + UDP_HEADER_BYTES
         self._reth = self._bth + BTH_BYTES
         self._header = bytes(frame[: self._reth + (RETH_BYTES if self._has_reth else 0)])
 
@@ -290,7 +291,7 @@ class FrameTemplate:
         body = self._payload[:length] + bytes(pad)
         hdr = bytearray(self._header)
         udp_len = len(hdr) - self._udp + len(body) + ICRC_BYTES
-        struct.pack_into("!H", hdr, self._ip + 2, IPV4_BYTES + udp_len)
+        struct.pack_into("!H", hdr, self._ip + 2, IPV4_HEADER_BYTES + udp_len)
         hdr[self._ip + 10 : self._ip + 12] = b"\x00\x00"
         struct.pack_into("!H", hdr, self._ip + 10, ipv4_checksum(hdr[self._ip : self._udp]))
         if sport is not None:
@@ -304,7 +305,7 @@ class FrameTemplate:
             if dma_len is None:
                 dma_len = length if self.opcode is Opcode.ONLY else self.dma_len
             struct.pack_into("!I", hdr, self._reth + 12, dma_len)
-        crc = zlib.crc32(_masked_headers(hdr[self._ip : self._reth], IPV4_BYTES))
+        crc = zlib.crc32(_masked_headers(hdr[self._ip : self._reth], IPV4_HEADER_BYTES))
         crc = zlib.crc32(hdr[self._reth :], crc)
         crc = zlib.crc32(body, crc)
         return bytes(hdr) + body + struct.pack("<I", crc)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from traffic.dcqcn import DcqcnReactionPoint
 from traffic.gobackn import Opcode, Requester
 from traffic.roce_fastpath import DataFrames
+from wire.frames import ROCE_MIDDLE_WIRE_OVERHEAD_BYTES
 
 DEFAULT_QUANTUM_S = 20e-6
 """Frames due within this long are sent together: at 1 Gbit/s a frame lasts 9 us, less than one
@@ -134,7 +135,7 @@ class QpSender:
         while sent < max_packets and pacer.next_s <= horizon_s:
             if paced:
                 lag_s = horizon_s - max(pacer.next_s, now_s - pacer.max_burst_s)
-                per_frame_s = 8 * (mtu + 82) / rate
+                per_frame_s = 8 * (mtu + ROCE_MIDDLE_WIRE_OVERHEAD_BYTES) / rate
                 allowed = min(max_packets - sent, 1 + int(lag_s / per_frame_s))
             else:
                 allowed = max_packets - sent

@@ -9,11 +9,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from traffic.roce_packets import ACK_OPCODE, AETH_NAK, CNP_OPCODE, ECN_CE
+from traffic.roce_packets import ACK_OPCODE, AETH_NAK, CNP_OPCODE
+from wire.frames import AETH_BYTES, BTH_BYTES
 
 _BTH = struct.Struct("!BBHII")  # opcode, flags, pkey, (resv8 | dest QP), (AckReq | PSN)
-BTH_BYTES = _BTH.size
-AETH_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,3 @@ def is_nak(syndrome: int) -> bool:
     """AETH syndrome bits 6..5 = 11: a NAK (the low 5 bits carry its code)."""
     return syndrome & AETH_NAK == AETH_NAK
 
-
-def is_ce(tos: int) -> bool:
-    return tos & 0b11 == ECN_CE

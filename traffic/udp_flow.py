@@ -22,9 +22,9 @@ import sys
 import time
 
 from traffic.endpoint_exit import run_endpoint
+from wire.ecn import ECN_CE, ECN_CODEPOINTS, ECN_ECT0, ECN_ECT1, ecn_of, tos_byte
 
 DEFAULT_PORT = 5201
-ECN_CODEPOINTS = {"notect": 0, "ect1": 1, "ect0": 2, "ce": 3}
 _HEADER = struct.Struct("!IQ")  # flow id, sequence number
 IP_RECVTOS = 13
 SO_RCVBUFFORCE = 33
@@ -38,7 +38,7 @@ def _positive(text: str) -> float:
 
 
 def send(args: argparse.Namespace) -> dict:
-    tos = (args.dscp << 2) | ECN_CODEPOINTS[args.ecn]
+    tos = tos_byte(args.dscp, ECN_CODEPOINTS[args.ecn])
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
     sock.connect((args.dst, args.port))
@@ -110,9 +110,9 @@ def recv(args: argparse.Namespace) -> dict:
                                    "last_s": now})
         f["packets"] += 1
         f["bytes"] += len(data)
-        ecn = tos & 3
-        f["ce"] += ecn == 3
-        f["ect"] += ecn in (1, 2)
+        ecn = ecn_of(tos)
+        f["ce"] += ecn == ECN_CE
+        f["ect"] += ecn in (ECN_ECT0, ECN_ECT1)
         f["max_seq"] = max(f["max_seq"], seq)
         f["last_s"] = now
     socket_drops = _udp_receive_buffer_errors()

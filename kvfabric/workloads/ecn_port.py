@@ -2,10 +2,10 @@
 
 With the fabric's traffic classes on (the default ``[queues]``), every port already has the
 lossless class with ECN and PFC and an eBPF marker counting it; we read that one. With
-``queues.enabled = false`` one marker is attached for the run:
-DSCP 26 on HPCC's ramp at the port's target rate (``hpcc_ecn_ramp``), draining at the port
-rate over the port's own buffer, so DCQCN has CE marks to react to. That is recorded as an
-approximation: one marked port, no PFC, a single FIFO shared by every class.
+``queues.enabled = false`` one marker is attached for the run: the lossless DSCP
+(``queues.lossless_dscp``) on HPCC's ramp at the port's target rate (``hpcc_ecn_ramp``),
+draining at the port rate over the port's own buffer, so DCQCN has CE marks to react to.
+That is recorded as an approximation: one marked port, no PFC, a single FIFO shared by every class.
 """
 
 from __future__ import annotations
@@ -17,16 +17,9 @@ from typing import Any
 
 from topologies.fabric import Fabric, Port
 from topologies.queues.ebpf_marker import MarkerHandle, attach_marker, pin_dir_for
-from topologies.queues.settings import LOSSLESS
-from topologies.queues.spec import (
-    DSCP_ROCE,
-    PRIORITY_DEFAULT,
-    PRIORITY_ROCE,
-    PortQueues,
-    TrafficClass,
-    hpcc_ecn_ramp,
-)
+from topologies.queues.spec import PortQueues, TrafficClass, hpcc_ecn_ramp
 from topologies.shaping import htb_burst_bytes
+from wire.dscp import DEFAULT_DSCP_MAP, LOSSLESS, PRIORITY_DEFAULT, DscpMap
 
 
 def downlink_port(fabric: Fabric, receiver: str) -> Port:
@@ -64,9 +57,10 @@ class BottleneckEcn:
 
 
 @contextlib.contextmanager
-def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int,
-                   dilation: float = 1.0) -> Iterator[BottleneckEcn]:
-    """``dilation``: the port's target rate is its emulated rate x dilation."""
+def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int, dilation: float = 1.0,
+                   dscp: DscpMap = DEFAULT_DSCP_MAP) -> Iterator[BottleneckEcn]:
+    """``dilation``: the port's target rate is its emulated rate x dilation; ``dscp``: the
+    run's map, whose lossless DSCP the RoCE endpoints send with."""
     port = downlink_port(fabric, receiver)
     if getattr(fabric, "queue_settings", None) is not None:
         marker = None
@@ -79,7 +73,8 @@ def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int,
                            "fabric did not report; run `kvfabric clean`")
     buffer_bytes = fabric.topo.buffer_bytes
     queues = PortQueues(rate_bps=port.rate_bps, classes=(
-        TrafficClass("roce", PRIORITY_ROCE, {DSCP_ROCE}, buffer_bytes, lossless=True,
+        TrafficClass("roce", dscp.lossless_priority, {dscp.lossless_dscp}, buffer_bytes,
+                     lossless=True,
                      ecn=hpcc_ecn_ramp(port.rate_bps * dilation, mtu)),
         TrafficClass("other", PRIORITY_DEFAULT, (), buffer_bytes),
     ))
@@ -88,7 +83,8 @@ def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int,
         handle.configure(queues, burst_bytes=htb_burst_bytes(port.rate_bps, mtu))
         ramp = queues["roce"].ecn
         note = (f"ECN: queues.enabled = false, so the workload attached the eBPF "
-                f"virtual-queue marker to {port.node}:{port.ifname} only (DSCP 26, ramp "
+                f"virtual-queue marker to {port.node}:{port.ifname} only (DSCP "
+                f"{dscp.lossless_dscp}, ramp "
                 f"{ramp.kmin_bytes}-{ramp.kmax_bytes} B, Pmax {ramp.pmax}); no PFC, so the "
                 "RoCE class can still drop there; one FIFO for every class")
         yield BottleneckEcn(port, handle, queues, "roce", note)

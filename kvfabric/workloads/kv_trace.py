@@ -21,17 +21,19 @@ from typing import Any
 from topologies.leafspine import FabricTopo
 from traffic import kv_budget, kv_patterns, traces
 from traffic.kvcache import MODEL_PRESETS, preset
+from wire.frames import ROCE_IP_OVERHEAD_BYTES
 
 from ..schema import Field, SpecIssue
 from . import trace_load
 from .kv_trace_analysis import analyse  # noqa: F401  (part of the workload interface)
 from .roce_incast import FIELDS as INCAST_FIELDS
 from .roce_incast import (
-    ROCE_HEADERS_BYTES,
     _start_together,
     _wait_all,
     receiver_cc_args,
+    receiver_dscp_args,
     sender_cc_args,
+    sender_dscp_args,
 )
 
 _ROCE_KNOBS = {"mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
@@ -74,7 +76,7 @@ def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -
             issues.append(SpecIssue("workload.trace", str(exc), "fix or remove that line, "
                                     f"or check workload.trace_format "
                                     f"({workload['trace_format']!r})"))
-    if workload["mtu_payload"] + ROCE_HEADERS_BYTES > topo.mtu:
+    if workload["mtu_payload"] + ROCE_IP_OVERHEAD_BYTES > topo.mtu:
         issues.append(SpecIssue("workload.mtu_payload", "does not fit the fabric MTU",
                                 "lower workload.mtu_payload or raise fabric.mtu"))
 
@@ -147,7 +149,7 @@ def run(ctx) -> None:
     for d, host in enumerate(decode):
         argv = [python, "-m", "traffic.roce_endpoint", "recv", "--bind", fabric.host_ips[host],
                 "--name", host, "--out-dir", str(out_dir),
-                *receiver_cc_args(spec)]
+                *receiver_cc_args(spec), *receiver_dscp_args(spec)]
         for p, sender in enumerate(prefill):
             s_qpn, r_qpn = _qpns(p, d)
             argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
@@ -172,7 +174,7 @@ def run(ctx) -> None:
                 "--window", str(workload["window"]),
                 "--timeout-s", repr(workload["retransmit_timeout"]),
                 "--cc", "dcqcn" if workload["transport"] == "roce-dcqcn" else "none",
-                *sender_cc_args(spec),
+                *sender_cc_args(spec), *sender_dscp_args(spec),
                 "--max-duration-s", repr(workload["timeout"])]
         for d, dst in enumerate(decode):
             s_qpn, r_qpn = _qpns(p, d)

@@ -20,6 +20,7 @@ from topologies.leafspine import FabricTopo
 from traffic.dcqcn import PROFILES, DcqcnParams
 from traffic.kvcache import MODEL_PRESETS, preset
 from traffic.tcp_kv import available_congestion_controls
+from wire.frames import ROCE_IP_OVERHEAD_BYTES
 
 from ..dilation import emulate_params
 from ..schema import Field, SpecIssue
@@ -33,7 +34,6 @@ from .tcp_incast import choose_senders, set_rto_min
 MAX_RTO_MIN_S = 120.0
 
 ROCE_TRANSPORTS = ("roce-dcqcn", "roce-none")
-ROCE_HEADERS_BYTES = 20 + 8 + 12 + 16 + 4  # IPv4, UDP, BTH, RETH (worst case), ICRC
 START_DELAY_S = 0.3  # from the last sender saying ready to the first post
 #: The notification point's CNP spacing per profile, target seconds (Zhu et al.: 50 us;
 #: NVIDIA min_time_between_cnps: 4 us; HPCC's ns-3 echoes ECN on every ACK: none).
@@ -122,7 +122,7 @@ def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -
         issues.append(SpecIssue("workload.tcp_rto_min", f"{workload['tcp_rto_min']:g} s once "
                                 f"dilated, above Linux's limit of {MAX_RTO_MIN_S:g} s",
                                 "lower workload.tcp_rto_min or fabric.dilation"))
-    frame_ip_bytes = workload["mtu_payload"] + ROCE_HEADERS_BYTES
+    frame_ip_bytes = workload["mtu_payload"] + ROCE_IP_OVERHEAD_BYTES
     if frame_ip_bytes > topo.mtu:
         issues.append(SpecIssue("workload.mtu_payload", f"{workload['mtu_payload']} B of "
                                 f"payload need an IP MTU of {frame_ip_bytes}, the fabric has "
@@ -172,7 +172,7 @@ def run(ctx) -> None:
                          f"fabric {scale.dilation:g}x slower, not TCP at the target rate "
                          "(set workload.tcp_rto_min to dilate its minimum RTO)")
     with bottleneck_ecn(fabric, workload["receiver"], spec.fabric["mtu"],
-                        scale.dilation) as ecn:
+                        scale.dilation, spec.dscp_map()) as ecn:
         ctx.record("ecn_marker", ecn.describe())
         ctx.record("dcqcn_params", dcqcn_target_params(spec).__dict__)
         ctx.facts.setdefault("approximations", []).extend(
@@ -227,6 +227,17 @@ def receiver_cc_args(spec) -> list[str]:
     return ["--ack-coalesce", str(workload["ack_coalesce"]), "--cnp-interval-s", repr(interval)]
 
 
+def sender_dscp_args(spec) -> list[str]:
+    """The DSCP a RoCE sender marks its data with: the spec's lossless class."""
+    return ["--dscp", str(spec.dscp_map().lossless_dscp)]
+
+
+def receiver_dscp_args(spec) -> list[str]:
+    """The DSCPs of a RoCE responder's ACKs (the QP's lossless class) and CNPs."""
+    dscp = spec.dscp_map()
+    return ["--dscp", str(dscp.lossless_dscp), "--cnp-dscp", str(dscp.cnp_dscp)]
+
+
 def _qpns(index: int) -> tuple[int, int]:
     """(sender QPN, receiver QPN) of sender ``index``'s connection."""
     return 0x100 + index, 0x200 + index
@@ -240,7 +251,7 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir,
     python = endpoint_python(workload)
     rx_argv = [*python, "-m", "traffic.roce_endpoint", "recv", "--bind",
                fabric.host_ips[receiver], "--name", receiver, "--out-dir", str(out_dir),
-               *receiver_cc_args(ctx.spec), *receiver_args]
+               *receiver_cc_args(ctx.spec), *receiver_dscp_args(ctx.spec), *receiver_args]
     for i, sender in enumerate(senders):
         s_qpn, r_qpn = _qpns(i)
         rx_argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
@@ -255,7 +266,8 @@ def _run_roce(ctx, transport: str, senders: list[str], size: int, out_dir,
               "--window", str(workload["window"]),
               "--timeout-s", repr(workload["retransmit_timeout"]),
               "--cc", "dcqcn" if transport == "roce-dcqcn" else "none",
-              *sender_cc_args(ctx.spec), "--max-duration-s", repr(workload["timeout"])]
+              *sender_cc_args(ctx.spec), *sender_dscp_args(ctx.spec),
+              "--max-duration-s", repr(workload["timeout"])]
     send = [*python, "-m", "traffic.roce_endpoint", "send"]
     qp_of = {sender: f"{fabric.host_ips[receiver]}:{_qpns(i)[0]}:{_qpns(i)[1]}"
              for i, sender in enumerate(senders)}

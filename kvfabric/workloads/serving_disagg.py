@@ -34,12 +34,19 @@ from topologies.leafspine import FabricTopo
 from traffic import kv_budget, kv_patterns, traces
 from traffic.kvcache import preset
 from traffic.trace_window import COPY_ID_STRIDE
+from wire.frames import ROCE_IP_OVERHEAD_BYTES
 
 from ..schema import Field, SpecIssue
 from . import trace_load
 from .kv_trace import _qpns
 from .roce_incast import FIELDS as INCAST_FIELDS
-from .roce_incast import ROCE_HEADERS_BYTES, _start_together, receiver_cc_args, sender_cc_args
+from .roce_incast import (
+    _start_together,
+    receiver_cc_args,
+    receiver_dscp_args,
+    sender_cc_args,
+    sender_dscp_args,
+)
 from .serving_disagg_analysis import analyse, write_rows  # noqa: F401  (workload interface)
 from .serving_fabric import MeasuredTransfer, drive
 
@@ -115,7 +122,7 @@ def check(workload: dict[str, Any], topo: FabricTopo, issues: list[SpecIssue]) -
         except (traces.TraceError, OSError) as exc:
             issues.append(SpecIssue("workload.trace", str(exc), "fix or remove that line, or "
                                     f"check workload.trace_format ({workload['trace_format']!r})"))
-    if workload["mtu_payload"] + ROCE_HEADERS_BYTES > topo.mtu:
+    if workload["mtu_payload"] + ROCE_IP_OVERHEAD_BYTES > topo.mtu:
         issues.append(SpecIssue("workload.mtu_payload", "does not fit the fabric MTU",
                                 "lower workload.mtu_payload or raise fabric.mtu"))
 
@@ -242,7 +249,7 @@ def _start_receivers(ctx, decode: list[str], prefill: list[str], out_dir: Path) 
     for d, host in enumerate(decode):
         argv = [sys.executable, "-m", "traffic.roce_endpoint", "recv",
                 "--bind", fabric.host_ips[host], "--name", host, "--out-dir", str(out_dir),
-                *receiver_cc_args(spec)]
+                *receiver_cc_args(spec), *receiver_dscp_args(spec)]
         for p, sender in enumerate(prefill):
             s_qpn, r_qpn = _qpns(p, d)
             argv += ["--qp", f"{fabric.host_ips[sender]}:{r_qpn}:{s_qpn}"]
@@ -264,7 +271,8 @@ def _start_senders(ctx, decode: list[str], prefill: list[str], out_dir: Path) ->
                 "--window", str(workload["window"]),
                 "--timeout-s", repr(workload["retransmit_timeout"]),
                 "--cc", "dcqcn" if workload["transport"] == "roce-dcqcn" else "none",
-                *sender_cc_args(spec), "--max-duration-s", repr(workload["timeout"])]
+                *sender_cc_args(spec), *sender_dscp_args(spec),
+                "--max-duration-s", repr(workload["timeout"])]
         for d, dst in enumerate(decode):
             s_qpn, r_qpn = _qpns(p, d)
             argv += ["--qp", f"{fabric.host_ips[dst]}:{s_qpn}:{r_qpn}"]

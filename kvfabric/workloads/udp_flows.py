@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from topologies.leafspine import FabricTopo
-from traffic.udp_flow import ECN_CODEPOINTS, run_flows
+from traffic.udp_flow import run_flows
+from wire.ecn import ECN_CODEPOINTS
 
 from .. import results
 from ..schema import Field, SpecIssue
@@ -26,8 +27,8 @@ FIELDS = [
           choices=("incast", "victim")),
     Field("senders", "int", 8, "incast senders", minimum=1, maximum=1024),
     Field("receiver", "str", "h1", "incast receiver (pattern incast)"),
-    Field("dscp", "int", 26, "DSCP of every flow (26: the lossless class)", minimum=0,
-          maximum=63),
+    Field("dscp", "int", None, "DSCP of every flow; unset: the lossless class's "
+          "(queues.lossless_dscp, 26 by default)", minimum=0, maximum=63),
     Field("ecn", "choice", "notect", "ECN codepoint sent", choices=tuple(ECN_CODEPOINTS)),
     Field("rate", "rate", 0, "payload rate per flow; 0 = as fast as the sender's NIC goes",
           minimum=0, maximum=10e9),
@@ -85,8 +86,11 @@ def run(ctx) -> None:
     flows = plan(workload, ctx.fabric.topo)
     ctx.record("flows", [f"{f['src']}->{f['dst']} ({f['role']})" for f in flows])
     ctx.progress.update("sending", f"{len(flows)} UDP flows for {workload['duration']:g} s")
+    dscp = workload["dscp"]
+    if dscp is None:
+        dscp = ctx.spec.dscp_map().lossless_dscp
     for flow in flows:
-        flow.update(dscp=workload["dscp"], ecn=workload["ecn"], rate=workload["rate"])
+        flow.update(dscp=dscp, ecn=workload["ecn"], rate=workload["rate"])
     result = run_flows(ctx.fabric, flows, duration_s=workload["duration"],
                        drain_s=workload["drain"])
     rows = []

@@ -127,3 +127,17 @@ def test_shipped_controller_experiments_validate():
         spec = load_spec(name)
         assert spec.fabric["mode"] == "openflow" and spec.fabric["controller"] != "static"
     assert load_spec("tenant_isolation").tenants["b"] == ["h4", "h6", "h8"]
+
+
+def test_controller_and_fabric_routes_are_the_same_ecmp_rule():
+    """The controller's live routes and the static fabric's next hops come from one shortest
+    path implementation (topologies.paths): on an intact fabric they name the same hops."""
+    from topologies.paths import equal_cost_next_hops
+
+    topo = LeafSpine(spines=2, leaves=3, hosts_per_leaf=2)
+    model = _model(spines=2, leaves=3, hosts_per_leaf=2)
+    for switch, by_host in model.routes().items():
+        ports = model.switches[switch].ports
+        for host, route in by_host.items():
+            assert sorted(ports[p].peer for p in route) == \
+                equal_cost_next_hops(topo, switch, host), (switch, host)

@@ -7,7 +7,8 @@ import random
 import pytest
 
 from topologies.queues.pfc_model import EcnMarker, PfcState, PfcTable
-from topologies.queues.spec import ECN_CE, ECN_ECT0, ECN_ECT1, ECN_NOT_ECT, EcnRamp, PfcThresholds
+from topologies.queues.spec import EcnRamp, PfcThresholds
+from wire.ecn import ECN_CE, ECN_ECT0, ECN_ECT1, ECN_NOT_ECT
 
 
 def test_pause_at_xoff_resume_at_xon_with_hysteresis():

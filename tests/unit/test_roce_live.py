@@ -21,7 +21,8 @@ from traffic.roce_packets import (
 )
 from traffic.roce_requester import Pacer, QpSender
 from traffic.roce_responder import ResponderQp
-from traffic.roce_wire import is_ce, is_nak, parse_aeth, parse_bth
+from traffic.roce_wire import is_nak, parse_aeth, parse_bth
+from wire.ecn import is_ce
 
 EP = Endpoints("02:00:00:00:00:01", "02:00:00:00:00:02", "10.0.0.1", "10.0.0.2", 49200)
 FILL = bytes(range(251))

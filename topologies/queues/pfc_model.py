@@ -10,13 +10,10 @@ from collections.abc import Hashable
 from typing import Literal, Protocol
 
 from topologies.queues.spec import (
-    ECN_CE,
-    ECN_ECT0,
-    ECN_ECT1,
-    ECN_NOT_ECT,
     EcnRamp,
     PfcThresholds,
 )
+from wire.ecn import ECN_CE, ECN_ECT0, ECN_ECT1, ECN_NOT_ECT
 
 PfcAction = Literal["pause", "resume"]
 

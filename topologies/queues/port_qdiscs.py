@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from topologies.shaping import htb_burst_bytes
+from wire.frames import frame_bytes
 
 from .spec import PortQueues, TrafficClass
 
@@ -84,7 +85,7 @@ def plan_leaves(queues: PortQueues, *, pausable: bool, ecn_backend: str) -> list
 def tbf_burst_bytes(mtu: int) -> int:
     """Two full frames: TBF drops frames larger than its bucket, and a larger bucket would
     let more through right after a pause."""
-    return 2 * (mtu + 14)
+    return 2 * frame_bytes(mtu)
 
 
 def tbf_running_rate_bps(rate_bps: int) -> int:
@@ -99,7 +100,7 @@ def red_argv(ifname: str, parent: int, handle: int, cls: TrafficClass, rate_bps:
     and the smallest averaging window make it follow the instantaneous depth closely, as
     the ramp in the spec (and DCQCN switch configurations) intend."""
     assert cls.ecn is not None
-    avpkt = mtu + 14
+    avpkt = frame_bytes(mtu)
     kmin = max(cls.ecn.kmin_bytes, avpkt)
     kmax = max(cls.ecn.kmax_bytes, kmin + avpkt)
     return ["qdisc", "add", "dev", ifname, "parent", handle_str(parent),
@@ -123,13 +124,13 @@ def install(handle, ifname: str, queues: PortQueues, leaves: list[LeafPlan], mtu
     handle.tc("add", "htb", index=index, handle=ROOT_HANDLE,
               default=class_handle(default) & 0xFFFF)
     handle.tc("add-class", "htb", index=index, handle=PARENT_CLASS, parent=ROOT_HANDLE,
-              rate=rate, ceil=rate, burst=burst, cburst=burst, quantum=mtu + 14)
+              rate=rate, ceil=rate, burst=burst, cburst=burst, quantum=frame_bytes(mtu))
     for leaf in leaves:
         cls = leaf.cls
         share = queues.share_bps(cls.name)
         handle.tc("add-class", "htb", index=index, handle=leaf.classid, parent=PARENT_CLASS,
                   rate=f"{share}bit", ceil=rate, burst=burst, cburst=burst,
-                  quantum=mtu + 14, prio=0 if cls.strict else 1)
+                  quantum=frame_bytes(mtu), prio=0 if cls.strict else 1)
         if leaf.pausable:
             route_socket.change_tbf(index, leaf.leaf, leaf.classid,
                                     rate_bps=tbf_running_rate_bps(queues.rate_bps),

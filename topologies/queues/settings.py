@@ -13,14 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from wire.dscp import CNP, DEFAULT_DSCP_MAP, LOSSLESS, LOSSY, PRIORITY_DEFAULT, DscpMap
+from wire.frames import frame_bytes
+
 from .spec import (
-    DSCP_CNP,
-    DSCP_ROCE,
     HPCC_PMAX,
     HPCC_RESUME_OFFSET_BYTES,
-    PRIORITY_CNP,
-    PRIORITY_DEFAULT,
-    PRIORITY_ROCE,
     EcnRamp,
     PfcThresholds,
     PortQueues,
@@ -40,9 +38,7 @@ HOST_LOSSLESS_BUFFER_BYTES = 4 << 20
 #: the agent.json of each run for the sweep periods measured there).
 DEFAULT_PFC_REACTION_S = 0.05  # wall-clock: the agent runs in real time whatever the dilation
 
-LOSSLESS = "lossless"
-CNP = "cnp"
-LOSSY = "lossy"
+__all__ = ["CNP", "LOSSLESS", "LOSSY", "QueueSettings"]
 
 
 @dataclass(frozen=True)
@@ -52,10 +48,10 @@ class QueueSettings:
     pfc: bool = True
     ecn: bool = True
     lossy_ecn: bool = False
-    lossless_dscp: int = DSCP_ROCE
-    cnp_dscp: int = DSCP_CNP
-    lossless_priority: int = PRIORITY_ROCE
-    cnp_priority: int = PRIORITY_CNP
+    lossless_dscp: int = DEFAULT_DSCP_MAP.lossless_dscp
+    cnp_dscp: int = DEFAULT_DSCP_MAP.cnp_dscp
+    lossless_priority: int = DEFAULT_DSCP_MAP.lossless_priority
+    cnp_priority: int = DEFAULT_DSCP_MAP.cnp_priority
     kmin_bytes: int = 0          # 0: HPCC's ramp at the port's target rate
     kmax_bytes: int = 0
     pmax: float = HPCC_PMAX
@@ -68,6 +64,12 @@ class QueueSettings:
     lossy_weight: int = 1
     pfc_reaction_s: float = 0.0  # 0: DEFAULT_PFC_REACTION_S
     telemetry: bool = True
+
+    @property
+    def dscp_map(self) -> DscpMap:
+        """The DSCP/priority map these classes classify by, which every generator marks by."""
+        return DscpMap(self.lossless_dscp, self.cnp_dscp, self.lossless_priority,
+                       self.cnp_priority)
 
     def ramp(self, rate_bps: int, mtu: int) -> EcnRamp:
         auto = hpcc_ecn_ramp(rate_bps * self.dilation, mtu)
@@ -84,7 +86,7 @@ class QueueSettings:
         if self.headroom_bytes:
             return self.headroom_bytes
         in_flight = ingress_ports * rate_bps / 8 * self.reaction_s
-        return math.ceil(in_flight) + 2 * (mtu + 14)
+        return math.ceil(in_flight) + 2 * frame_bytes(mtu)
 
     def pfc_thresholds(self, rate_bps: int, mtu: int, ingress_ports: int) -> PfcThresholds:
         xoff = self.xoff_bytes or 2 * self.ramp(rate_bps, mtu).kmax_bytes
@@ -112,7 +114,7 @@ class QueueSettings:
             TrafficClass(LOSSLESS, self.lossless_priority, frozenset({self.lossless_dscp}),
                          lossless_buffer, lossless=True, weight=self.lossless_weight,
                          ecn=lossless_ecn, pfc=pfc),
-            TrafficClass(CNP, self.cnp_priority, frozenset({self.cnp_dscp}), 16 * (mtu + 14),
+            TrafficClass(CNP, self.cnp_priority, frozenset({self.cnp_dscp}), 16 * frame_bytes(mtu),
                          strict=True),
             TrafficClass(LOSSY, PRIORITY_DEFAULT, frozenset(), lossy_buffer,
                          weight=self.lossy_weight, ecn=lossy_ecn),
@@ -120,13 +122,7 @@ class QueueSettings:
 
     def check(self) -> list[tuple[str, str]]:
         """(field, problem and fix) for settings that cannot work together."""
-        problems = []
-        if self.lossless_dscp == self.cnp_dscp:
-            problems.append(("cnp_dscp", f"equals lossless_dscp ({self.lossless_dscp}); give "
-                             "CNPs their own DSCP (48 is the common choice)"))
-        if len({self.lossless_priority, self.cnp_priority, PRIORITY_DEFAULT}) != 3:
-            problems.append(("cnp_priority", "lossless, CNP and lossy (0) classes need three "
-                             "different priorities (defaults 3 and 6)"))
+        problems = self.dscp_map.problems()
         if self.kmin_bytes and self.kmax_bytes and self.kmin_bytes > self.kmax_bytes:
             problems.append(("kmin", f"Kmin ({self.kmin_bytes} B) is above Kmax "
                              f"({self.kmax_bytes} B); lower kmin or raise kmax"))

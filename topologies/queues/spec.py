@@ -11,28 +11,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
-# ECN codepoints, the low two bits of the IPv4 TOS / IPv6 traffic class (RFC 3168).
-ECN_NOT_ECT = 0b00
-ECN_ECT1 = 0b01
-ECN_ECT0 = 0b10
-ECN_CE = 0b11
+from wire.dscp import (
+    DEFAULT_DSCP_MAP,
+    NUM_DSCP,
+    NUM_PRIORITIES,
+    PRIORITY_DEFAULT,
+    check_dscp,
+)
 
-NUM_PRIORITIES = 8
-NUM_DSCP = 64
-
-DSCP_ROCE = 26
-DSCP_CNP = 48
-PRIORITY_DEFAULT = 0
-PRIORITY_ROCE = 3
-PRIORITY_CNP = 6
-
-#: RoCEv2 data (DSCP 26) to lossless priority 3, CNP (DSCP 48) to strict priority 6; every
-#: other DSCP goes to the lossy default priority 0 (NVIDIA NIC defaults: cnp_dscp 48,
-#: cnp_802p_prio 6; see shared/REFERENCES.md).
-DEFAULT_DSCP_TO_PRIORITY: Mapping[int, int] = MappingProxyType(
-    {DSCP_ROCE: PRIORITY_ROCE, DSCP_CNP: PRIORITY_CNP})
+#: The default map's named DSCPs and their priorities (`wire.dscp` owns the map).
+DEFAULT_DSCP_TO_PRIORITY: Mapping[int, int] = DEFAULT_DSCP_MAP.dscp_to_priority
 
 # HPCC ns-3 defaults at 25 Gbit/s (alibaba-edu/High-Precision-Congestion-Control,
 # simulation/mix/config.txt KMIN_MAP/KMAX_MAP/PMAX_MAP; SwitchMmu::ConfigEcn multiplies the
@@ -48,14 +37,8 @@ HPCC_RESUME_OFFSET_BYTES = 3_000
 def priority_for_dscp(dscp: int, mapping: Mapping[int, int] = DEFAULT_DSCP_TO_PRIORITY,
                       default: int = PRIORITY_DEFAULT) -> int:
     """The 802.1p priority a DSCP maps to; unlisted DSCPs take `default`."""
-    _check_dscp(dscp)
+    check_dscp(dscp)
     return mapping.get(dscp, default)
-
-
-def _check_dscp(dscp: int) -> int:
-    if isinstance(dscp, bool) or not isinstance(dscp, int) or not 0 <= dscp < NUM_DSCP:
-        raise ValueError(f"DSCP must be an int in 0..63, got {dscp!r}")
-    return dscp
 
 
 def _check_bytes(name: str, value: object) -> None:
@@ -154,7 +137,7 @@ class TrafficClass:
             raise ValueError(f"class name must be a short identifier, got {self.name!r}")
         if isinstance(self.priority, bool) or self.priority not in range(NUM_PRIORITIES):
             raise ValueError(f"priority must be 0..7, got {self.priority!r}")
-        dscp = frozenset(_check_dscp(d) for d in self.dscp)
+        dscp = frozenset(check_dscp(d) for d in self.dscp)
         object.__setattr__(self, "dscp", dscp)
         _check_bytes("buffer_bytes", self.buffer_bytes)
         if self.buffer_bytes == 0:
@@ -219,7 +202,7 @@ class PortQueues:
         return self.classes[self.class_index_for_dscp(dscp)]
 
     def class_index_for_dscp(self, dscp: int) -> int:
-        _check_dscp(dscp)
+        check_dscp(dscp)
         for i, cls in enumerate(self.classes):
             if dscp in cls.dscp:
                 return i
@@ -286,9 +269,12 @@ def default_port_queues(rate_bps: int, mtu_bytes: int = 1500,
         xon_bytes=xoff - max(HPCC_RESUME_OFFSET_BYTES, 2 * mtu_bytes),
         headroom_bytes=pfc_headroom_bytes(rate_bps, link_delay_s, mtu_bytes),
     )
+    dscp = DEFAULT_DSCP_MAP
     return PortQueues(rate_bps=rate_bps, classes=(
-        TrafficClass("roce", PRIORITY_ROCE, frozenset({DSCP_ROCE}), pfc.buffer_needed_bytes,
+        TrafficClass("roce", dscp.lossless_priority, frozenset({dscp.lossless_dscp}),
+                     pfc.buffer_needed_bytes,
                      lossless=True, weight=3, ecn=ramp, pfc=pfc),
-        TrafficClass("cnp", PRIORITY_CNP, frozenset({DSCP_CNP}), 8 * mtu_bytes, strict=True),
+        TrafficClass("cnp", dscp.cnp_priority, frozenset({dscp.cnp_dscp}), 8 * mtu_bytes,
+                     strict=True),
         TrafficClass("lossy", PRIORITY_DEFAULT, frozenset(), 2 * ramp.kmax_bytes, weight=1),
     ))

@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wire.ecn import ECN_CE
+
 from .outputs import ip_to_node
 
 ENV_VAR = "KVFABRIC_TRACE_READER"
 #: Where trace_reader sits relative to the simulator's simulation/ folder.
 BESIDE_SIMULATION = Path("..") / "analysis" / "trace_reader"
 PACKET_TYPES = {"U": "data", "T": "data", "A": "ack", "N": "nack", "P": "pfc", "C": "cnp"}
-ECN_CE = 3
 COLUMNS = ["time_ns", "t_s", "node", "interface", "peer", "queue", "queue_bytes", "event",
            "packet", "ecn", "src", "dst", "sport", "dport", "seq", "priority", "size_bytes",
            "payload_bytes", "ack_flags", "pause_time"]
