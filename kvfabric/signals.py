@@ -6,6 +6,12 @@ teardown runs; everywhere else (teardown, analysis, writing summary.json and rep
 signal is only recorded, so that nothing the run has measured is lost and a second signal
 cannot kill the process half-way through a write. The command then exits 130 if any signal
 arrived.
+
+A handler's exception lands wherever the main thread is; inside a weakref callback or a
+``__del__`` Python cannot propagate it, prints "Exception ignored" with a traceback and goes
+on, and the interruption would be lost (seen once in 64 killed runs). The guard's
+``sys.unraisablehook`` catches that case and sends the signal again a millisecond later, so
+that it unwinds from an ordinary line instead.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
+import threading
 from collections.abc import Iterator
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
@@ -27,16 +35,21 @@ class SignalGuard:
     def __init__(self) -> None:
         self.received: list[str] = []
         self._interruptible = False
+        self._in_block = False
+        self._redelivering = False
         self._owner = os.getpid()
         self._previous: dict[int, object] = {}
+        self._previous_hook = sys.unraisablehook
 
     def __enter__(self) -> SignalGuard:
         self._previous = {s: signal.signal(s, self._handle) for s in HANDLED}
+        self._previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
     def __exit__(self, *_exc) -> None:
         for sig, old in self._previous.items():
             signal.signal(sig, old)
+        sys.unraisablehook = self._previous_hook
 
     def _handle(self, signum: int, _frame) -> None:
         # pyroute2's NetNS forks helper processes that inherit this handler; they must die
@@ -44,21 +57,37 @@ class SignalGuard:
         if os.getpid() != self._owner:
             os._exit(128 + signum)
         name = signal.Signals(signum).name
-        self.received.append(name)
+        if self._redelivering:
+            self._redelivering = False  # recorded when it first arrived
+        else:
+            self.received.append(name)
         if self._interruptible:
             self._interruptible = False  # one unwinding: later signals are only recorded
             raise Interrupted(name)
+
+    def _unraisable(self, unraisable) -> None:
+        """An Interrupted that Python could not propagate: deliver its signal again."""
+        exc = unraisable.exc_value
+        if isinstance(exc, Interrupted) and self._in_block and os.getpid() == self._owner:
+            self._interruptible = self._redelivering = True
+            # Not from here: a handler run now would raise inside this hook, which Python
+            # cannot propagate either. A millisecond later the main thread is elsewhere.
+            resend = threading.Timer(0.001, os.kill, (os.getpid(), signal.Signals[str(exc)]))
+            resend.daemon = True
+            resend.start()
+            return
+        self._previous_hook(unraisable)
 
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
         """The block is cut short by a signal (also by one that arrived before it)."""
         if self.received:
             raise Interrupted(self.received[0])
-        self._interruptible = True
+        self._interruptible = self._in_block = True
         try:
             yield
         finally:
-            self._interruptible = False
+            self._interruptible = self._in_block = False
 
     @property
     def interrupted(self) -> bool:

@@ -1,0 +1,48 @@
+"""A signal whose Interrupted lands inside a weakref callback (which Python cannot propagate
+out of: it prints "Exception ignored" and goes on) is delivered again, so the block is still
+interrupted and no traceback reaches the user's terminal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import weakref
+
+import pytest
+
+from kvfabric.signals import Interrupted, SignalGuard
+
+
+class _Thing:
+    pass
+
+
+def _signal_inside_a_weakref_callback() -> None:
+    def callback(_ref):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs here, inside the callback
+            pass
+
+    thing = _Thing()
+    ref = weakref.ref(thing, callback)
+    del thing  # the callback runs now
+    assert ref() is None
+
+
+def test_an_interrupt_swallowed_by_a_weakref_callback_still_interrupts(capsys):
+    with SignalGuard() as guard:
+        with pytest.raises(Interrupted, match="SIGINT"):
+            with guard.interruptible():
+                _signal_inside_a_weakref_callback()
+                time.sleep(5)  # the signal sent again unwinds from here
+        assert guard.received == ["SIGINT"]
+    assert "Exception ignored" not in capsys.readouterr().err
+
+
+def test_outside_an_interruptible_block_the_signal_is_only_recorded(capsys):
+    with SignalGuard() as guard:
+        _signal_inside_a_weakref_callback()
+        time.sleep(0.05)  # nothing is sent again, and nothing unwinds
+        assert guard.received == ["SIGINT"]
+    assert "Exception ignored" not in capsys.readouterr().err
