@@ -21,6 +21,7 @@ from pathlib import Path
 
 from kvfabric.naming import netns_name
 from kvfabric.shell import netns_argv, run, run_parallel
+from wire.frames import frame_bytes
 
 from . import l3, netlink, openflow
 from .addressing import LinkPlan, host_addresses, plan_links
@@ -189,7 +190,7 @@ class Fabric:
                         handle, ifname, mac=end.mac if ns_name else None, mtu=plan.mtu,
                         address=end.address)
                     is_host = self.topo.role(end.node) == "host"
-                    buffer_bytes = (self.topo.host_queue_bytes if is_host else plan.buffer_bytes)
+                    buffer_bytes = (host_queue_bytes(self.topo) if is_host else plan.buffer_bytes)
                     port = Port(end.node, ifname, ns_name, end.peer_node, plan.rate_bps,
                                 mac=_link_mac(handle, ifname),
                                 ifindex=netlink.link_index(handle, ifname))
@@ -222,7 +223,7 @@ class Fabric:
             self.ecn_backend = self._resolve_ecn_backend(port.ifname, port.netns)
         queues = settings.for_port(plan.rate_bps, plan.mtu, host=is_host,
                                    ingress_ports=self.topo.ingress_ports(port.node),
-                                   host_queue_bytes=self.topo.host_queue_bytes)
+                                   host_queue_bytes=host_queue_bytes(self.topo))
         peer_is_switch = self.topo.role(port.peer_node) != "host"
         backend = self.ecn_backend if settings.ecn else "none"
         leaves = port_qdiscs.plan_leaves(queues, pausable=settings.pfc and peer_is_switch,
@@ -479,6 +480,12 @@ class Fabric:
 
     def __exit__(self, *exc) -> None:
         self.teardown()
+
+
+def host_queue_bytes(topo: FabricTopo) -> int:
+    """A host NIC's transmit queue in bytes: the Topo gives it in frames (leafspine.py
+    imports only Mininet, so that `mn --custom` can load it)."""
+    return topo.host_queue_frames * frame_bytes(topo.mtu)
 
 
 def _tc_argv(netns: str | None, args: list[str]) -> list[str]:

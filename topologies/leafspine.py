@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from mininet.topo import Topo
 
-from wire.frames import frame_bytes
-
 DEFAULT_HOST_RATE_BPS = 100_000_000
 DEFAULT_FABRIC_RATE_BPS = 100_000_000
 #: 64 KiB per port: about 44 full-size frames, the shallow buffers of the incast papers
@@ -38,7 +36,7 @@ class FabricTopo(Topo):
         self.fabric_rate_bps = int(fabric_rate_bps)
         self.buffer_bytes = int(buffer_bytes)
         self.mtu = int(mtu)
-        self.host_queue_bytes = HOST_QUEUE_FRAMES * frame_bytes(self.mtu)
+        self.host_queue_frames = HOST_QUEUE_FRAMES
         super().__init__(*args, **kwargs)
 
     def add_host(self, name: str) -> str:

@@ -85,8 +85,8 @@ FIELDS = [
           "normal scheduling", minimum=0, maximum=19),
     Field("sender_processes", "choice", "per-host", "per-host: one RoCE sender process in "
           "each sender's namespace; shared: one process drives every sender's QPs on one "
-          "clock (its sockets still in each sender's namespace), which a 2-core host "
-          "schedules on time at a low D (see docs/roce.md)", choices=("per-host", "shared")),
+          "clock (its sockets still in each sender's namespace): an experiment for loaded "
+          "hosts at a low D, measured in docs/roce.md", choices=("per-host", "shared")),
     Field("tcp_port", "int", 5201, "TCP baseline port on the receiver", minimum=1024,
           maximum=65535),
     Field("timeout", "duration", "120s", "give up a transport's phase after this long",

@@ -75,3 +75,24 @@ def test_topologies_load_as_mininet_custom_file():
     assert all("bw" in topo.linkInfo(a, b) for a, b in topo.links())
     # Mininet's learning bridges need STP to break the leaf-spine's loops (README.md).
     assert all(topo.nodeInfo(s)["stp"] for s in topo.switches())
+
+
+def test_leafspine_loads_as_mn_custom_loads_it():
+    """`mn --custom topologies/leafspine.py` execs the file with the system's Python, where
+    only Mininet is importable: the file must import nothing of kvfabric's."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    system_python = shutil.which("python3", path="/usr/bin")
+    source = Path(__file__).resolve().parents[2] / "topologies" / "leafspine.py"
+    loader = ("import sys; namespace = {}; "
+              "exec(compile(open(sys.argv[1]).read(), sys.argv[1], 'exec'), namespace); "
+              "print(sorted(namespace['topos']))")
+    if system_python is None or subprocess.run([system_python, "-c", "import mininet"],
+                                               capture_output=True).returncode != 0:
+        pytest.skip("the system's python3 has no Mininet (make setup installs it)")
+    loaded = subprocess.run([system_python, "-c", loader, str(source)], cwd="/",
+                            capture_output=True, text=True, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "leafspine" in loaded.stdout
