@@ -26,8 +26,8 @@ from wire.frames import ROCE_IP_OVERHEAD_BYTES
 from ..schema import Field, SpecIssue
 from . import trace_load
 from .kv_trace_analysis import analyse  # noqa: F401  (part of the workload interface)
-from .roce_incast import FIELDS as INCAST_FIELDS
 from .roce_incast import (
+    ROCE_TRANSPORT_FIELDS,
     _start_together,
     _wait_all,
     receiver_cc_args,
@@ -35,9 +35,6 @@ from .roce_incast import (
     sender_cc_args,
     sender_dscp_args,
 )
-
-_ROCE_KNOBS = {"mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
-               "cnp_interval", "timeout"}
 
 FIELDS = [
     Field("prefill", "int", 4, "prefill hosts (after the decode hosts)", minimum=1,
@@ -55,7 +52,7 @@ FIELDS = [
           choices=kv_patterns.MODES),
     Field("transport", "choice", "roce-dcqcn", "RoCE with or without DCQCN",
           choices=("roce-dcqcn", "roce-none")),
-    *[f for f in INCAST_FIELDS if f.name in _ROCE_KNOBS],
+    *ROCE_TRANSPORT_FIELDS,
 ]
 
 
@@ -89,8 +86,7 @@ def check_plan(workload: dict[str, Any], topo: FabricTopo, dilation: float, seed
     try:
         transfers, _ = plan(workload, topo.host_names(), seed, dilation)
     except ValueError as exc:
-        issues.append(SpecIssue("workload.trace", str(exc), "widen the window or check "
-                                "workload.trace_start_s / trace_duration_s / busiest_s"))
+        issues.append(trace_load.window_issue(exc))
         return
     if not budget:  # a simulated run: no emulated NIC has to carry it in the timeout
         return

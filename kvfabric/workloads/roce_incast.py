@@ -94,6 +94,11 @@ FIELDS = [
 ]
 
 
+#: The RoCE transport's fields, which every workload carried by the RoCE endpoints offers.
+ROCE_TRANSPORT_FIELDS = [f for f in FIELDS if f.name in {
+    "mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
+    "cnp_interval", "timeout"}]
+
 def transports(workload: dict[str, Any]) -> list[str]:
     return [t.strip() for t in workload["transports"].split(",") if t.strip()]
 

@@ -39,8 +39,8 @@ from wire.frames import ROCE_IP_OVERHEAD_BYTES
 from ..schema import Field, SpecIssue
 from . import trace_load
 from .kv_trace import _qpns
-from .roce_incast import FIELDS as INCAST_FIELDS
 from .roce_incast import (
+    ROCE_TRANSPORT_FIELDS,
     _start_together,
     receiver_cc_args,
     receiver_dscp_args,
@@ -51,9 +51,6 @@ from .serving_disagg_analysis import analyse, write_rows  # noqa: F401  (workloa
 from .serving_fabric import MeasuredTransfer, drive
 
 DEFAULT_METRIC = "goodput_gain"
-_ROCE_KNOBS = {"mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
-               "cnp_interval", "timeout"}
-
 FIELDS = [
     Field("prefill", "int", 3, "prefill instances (hosts after the decode hosts)", minimum=1,
           maximum=64),
@@ -78,7 +75,7 @@ FIELDS = [
           minimum=1, maximum=1000),
     Field("transport", "choice", "roce-dcqcn", "RoCE with or without DCQCN",
           choices=("roce-dcqcn", "roce-none")),
-    *[f for f in INCAST_FIELDS if f.name in _ROCE_KNOBS],
+    *ROCE_TRANSPORT_FIELDS,
 ]
 
 
@@ -135,8 +132,7 @@ def check_plan(workload: dict[str, Any], topo: FabricTopo, dilation: float, seed
     try:
         requests, _ = trace_load.load_requests(workload, seed, dilation)
     except ValueError as exc:
-        issues.append(SpecIssue("workload.trace", str(exc), "widen the window or check "
-                                "workload.trace_start_s / trace_duration_s / busiest_s"))
+        issues.append(trace_load.window_issue(exc))
         return
     if not budget:  # a simulated run: no emulated NIC has to carry it in the timeout
         return

@@ -18,7 +18,7 @@ from typing import Any
 from traffic import traces
 from traffic.trace_window import Selection
 
-from ..schema import Field
+from ..schema import Field, SpecIssue
 
 FIELDS = [
     Field("trace_start_s", "float", 0.0, "window start, trace seconds after its first "
@@ -66,6 +66,12 @@ def selection(workload: dict[str, Any], seed: int) -> Selection:
     return Selection(start_s=start, duration_s=duration, busiest_s=busiest,
                      rate_rps=workload["trace_rate_rps"] or None,
                      time_scale=workload["time_scale"], seed=seed)
+
+
+def window_issue(exc: ValueError) -> SpecIssue:
+    """The spec error of a trace window that yields no usable requests."""
+    return SpecIssue("workload.trace", str(exc), "widen the window or check "
+                     "workload.trace_start_s / trace_duration_s / busiest_s")
 
 
 def load_requests(workload: dict[str, Any], seed: int, dilation: float
