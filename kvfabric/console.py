@@ -85,6 +85,8 @@ class FabricConsole(cmd.Cmd):
         proc = self.net[node].popen(argv, stdin=subprocess.DEVNULL)
         try:
             proc.wait()
+        except Interrupted:  # SIGTERM (a KeyboardInterrupt too): ends the shell, not the command
+            raise
         except KeyboardInterrupt:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGINT)
@@ -176,6 +178,8 @@ class FabricConsole(cmd.Cmd):
                 self._print(time.strftime("-- %H:%M:%S"))
                 self.do_queues(arg)
                 time.sleep(1.0)
+        except Interrupted:
+            raise
         except KeyboardInterrupt:
             self._print("^C")
 
@@ -227,7 +231,8 @@ class FabricConsole(cmd.Cmd):
 
 def interact(net: Network, guard: SignalGuard) -> None:
     """The prompt loop. SIGINT raises KeyboardInterrupt (caught by the command that runs, or
-    here at the prompt); SIGTERM ends the loop through the guard (Interrupted)."""
+    here at the prompt); SIGTERM ends the loop through the guard (Interrupted, a subclass of
+    KeyboardInterrupt that every Ctrl-C handler here lets through)."""
     owner = os.getpid()
 
     def on_sigint(signum, _frame):
@@ -248,6 +253,8 @@ def interact(net: Network, guard: SignalGuard) -> None:
                 try:
                     console.cmdloop()
                     return
+                except Interrupted:
+                    raise
                 except KeyboardInterrupt:
                     console.intro = None
                     console._print("^C")

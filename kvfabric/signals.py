@@ -12,6 +12,12 @@ A handler's exception lands wherever the main thread is; inside a weakref callba
 on, and the interruption would be lost (seen once in 64 killed runs). The guard's
 ``sys.unraisablehook`` catches that case and sends the signal again a millisecond later, so
 that it unwinds from an ordinary line instead.
+
+`Interrupted` is a KeyboardInterrupt for the same reason: an asyncio event loop (pyroute2 runs
+one for every netlink call) catches any other BaseException raised in a callback, logs it and
+goes on, so the signal was lost and the run hung waiting for the netlink reply the callback
+was reading (seen once in about 190 killed runs). asyncio lets KeyboardInterrupt and
+SystemExit through. Code that handles Ctrl-C (the shell) must let `Interrupted` pass first.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ HANDLED = (signal.SIGINT, signal.SIGTERM)
 EXIT_INTERRUPTED = 130
 
 
-class Interrupted(BaseException):
-    """SIGTERM or SIGINT arrived; unwinds like KeyboardInterrupt so teardown runs."""
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT arrived; unwinds like (and as) KeyboardInterrupt so teardown runs.
+    Its text is the signal's name."""
 
 
 class SignalGuard:

@@ -46,3 +46,31 @@ def test_outside_an_interruptible_block_the_signal_is_only_recorded(capsys):
         time.sleep(0.05)  # nothing is sent again, and nothing unwinds
         assert guard.received == ["SIGINT"]
     assert "Exception ignored" not in capsys.readouterr().err
+
+
+def test_an_interrupt_inside_an_asyncio_callback_unwinds_the_loop(capsys):
+    """pyroute2 runs an asyncio loop for each netlink call; asyncio logs and swallows any
+    BaseException from a callback but KeyboardInterrupt and SystemExit. Interrupted must get
+    out of run_until_complete, not leave the loop waiting for a reply that was never read."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        reply = loop.create_future()
+
+        def read_ready():  # stands for the transport's callback that reads the reply
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs here, inside the callback
+                pass
+
+        loop.call_soon(read_ready)
+        loop.call_later(2.0, reply.set_result, "the signal was swallowed")
+        with SignalGuard() as guard:
+            with pytest.raises(Interrupted, match="SIGTERM"):
+                with guard.interruptible():
+                    loop.run_until_complete(reply)
+            assert not reply.done()
+            assert guard.received == ["SIGTERM"]
+    finally:
+        loop.close()
+    assert "Exception in callback" not in capsys.readouterr().err
