@@ -10,8 +10,10 @@ arrived.
 A handler's exception lands wherever the main thread is; inside a weakref callback or a
 ``__del__`` Python cannot propagate it, prints "Exception ignored" with a traceback and goes
 on, and the interruption would be lost (seen once in 64 killed runs). The guard's
-``sys.unraisablehook`` catches that case and sends the signal again a millisecond later, so
-that it unwinds from an ordinary line instead.
+``sys.unraisablehook`` catches that case and sends the signal again a millisecond later, to
+the main thread, so that it unwinds from an ordinary line instead; if the main thread is still
+inside the hook when it comes (a loaded host can deschedule it for longer than that), the
+handler sends it again rather than raise where it would be lost once more.
 
 `Interrupted` is a KeyboardInterrupt for the same reason: an asyncio event loop (pyroute2 runs
 one for every netlink call) catches any other BaseException raised in a callback, logs it and
@@ -39,6 +41,9 @@ class Interrupted(KeyboardInterrupt):
 
 
 class SignalGuard:
+    RESEND_DELAY_S = 0.001  # after the hook: the main thread is usually out of it by then
+    RETRY_DELAY_S = 0.01  # when it was not (a handler in the hook must not recurse into it)
+
     def __init__(self) -> None:
         self.received: list[str] = []
         self._interruptible = False
@@ -58,13 +63,16 @@ class SignalGuard:
             signal.signal(sig, old)
         sys.unraisablehook = self._previous_hook
 
-    def _handle(self, signum: int, _frame) -> None:
+    def _handle(self, signum: int, frame) -> None:
         # pyroute2's NetNS forks helper processes that inherit this handler; they must die
         # as they would by default, not unwind the runner's code a second time.
         if os.getpid() != self._owner:
             os._exit(128 + signum)
         name = signal.Signals(signum).name
         if self._redelivering:
+            if _runs_inside(frame, self._unraisable):
+                self._resend(name, self.RETRY_DELAY_S)  # a raise here would be lost again
+                return
             self._redelivering = False  # recorded when it first arrived
         else:
             self.received.append(name)
@@ -77,13 +85,16 @@ class SignalGuard:
         exc = unraisable.exc_value
         if isinstance(exc, Interrupted) and self._in_block and os.getpid() == self._owner:
             self._interruptible = self._redelivering = True
-            # Not from here: a handler run now would raise inside this hook, which Python
-            # cannot propagate either. A millisecond later the main thread is elsewhere.
-            resend = threading.Timer(0.001, os.kill, (os.getpid(), signal.Signals[str(exc)]))
-            resend.daemon = True
-            resend.start()
+            self._resend(str(exc), self.RESEND_DELAY_S)
             return
         self._previous_hook(unraisable)
+
+    def _resend(self, name: str, delay_s: float) -> None:
+        """Send signal ``name`` to the main thread again, from another thread, in delay_s."""
+        resend = threading.Timer(delay_s, signal.pthread_kill,
+                                 (threading.main_thread().ident, signal.Signals[name]))
+        resend.daemon = True
+        resend.start()
 
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
@@ -99,3 +110,13 @@ class SignalGuard:
     @property
     def interrupted(self) -> bool:
         return bool(self.received)
+
+
+def _runs_inside(frame, method) -> bool:
+    """Whether ``method`` (a bound method) is on the stack that ``frame`` ends."""
+    code = method.__func__.__code__
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False

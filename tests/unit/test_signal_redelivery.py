@@ -74,3 +74,19 @@ def test_an_interrupt_inside_an_asyncio_callback_unwinds_the_loop(capsys):
     finally:
         loop.close()
     assert "Exception in callback" not in capsys.readouterr().err
+
+
+def test_a_resent_signal_that_finds_the_hook_still_running_is_sent_again(monkeypatch, capsys):
+    """The resend can fire while the main thread is still inside the unraisable hook (a
+    loaded host deschedules it for longer than the delay; with no delay it always does): a
+    raise there would be lost as well, so the handler sends it again instead."""
+    monkeypatch.setattr(SignalGuard, "RESEND_DELAY_S", 0.0)
+    with SignalGuard() as guard:
+        started = time.monotonic()
+        with pytest.raises(Interrupted, match="SIGINT"):
+            with guard.interruptible():
+                _signal_inside_a_weakref_callback()
+                time.sleep(5)
+        assert time.monotonic() - started < 2.0
+        assert guard.received == ["SIGINT"]
+    assert "Exception ignored" not in capsys.readouterr().err
