@@ -97,6 +97,10 @@ class Cluster:
         self._in_flight: dict[int, KvTransfer] = {}  # layerwise transfers started
         self._prefilled_ids: set[int] = set()
         self._arrived_early: dict[int, Instance] = {}
+        # layerwise: chunks computed before their transfer started, and how many computed
+        # tokens a started transfer still skips (the decode instance holds them already)
+        self._early_chunks: dict[int, list[tuple[int, float, float]]] = {}
+        self._skip_tokens: dict[int, int] = {}
         blocks, bt = config.instance_cache_blocks(), config.block_tokens
         if mode == "colocated":
             count = config.colocated_instances or (config.prefill_instances
@@ -108,7 +112,7 @@ class Cluster:
             self.front = [Instance(f"prefill{i}", "prefill", config.profile, loop,
                                    cache_blocks=blocks, block_tokens=bt,
                                    on_prefill_started=self._prefill_started,
-                                   on_prefilled=self._prefilled)
+                                   on_chunk=self._chunk, on_prefilled=self._prefilled)
                           for i in range(config.prefill_instances)]
             self.decoders = [Instance(f"decode{i}", "decode", config.profile, loop,
                                       cache_blocks=blocks, block_tokens=bt,
@@ -132,6 +136,37 @@ class Cluster:
             self._awaiting_decode.append(job)
             self._dispatch()
 
+    def _chunk(self, job: Job, tokens: int, start_s: float, duration_s: float) -> None:
+        if not self._layerwise:
+            return
+        index = job.record.index
+        if index in self._in_flight:
+            self._send_layers(self._in_flight[index], tokens, start_s, duration_s)
+        else:  # no decode instance yet: these layers leave when the transfer starts
+            self._early_chunks.setdefault(index, []).append((tokens, start_s, duration_s))
+
+    def _send_layers(self, transfer: KvTransfer, tokens: int, start_s: float,
+                     duration_s: float) -> None:
+        """Hand the port the part of a computed chunk that the decode instance lacks."""
+        skipped = min(self._skip_tokens.get(transfer.request_index, 0), tokens)
+        if skipped:
+            self._skip_tokens[transfer.request_index] -= skipped
+        if tokens - skipped:
+            self.transfer.layers(self.loop, transfer, tokens - skipped, start_s, duration_s)
+
+    def _start_layerwise(self, job: Job, transfer: KvTransfer) -> None:
+        """A layerwise transfer has started: the transferred tokens that the prefill does
+        not compute (held in its prefix cache) are ready now; the computed ones the decode
+        instance holds are skipped (the prefill computes the prompt's last tokens); chunks
+        computed while the request waited for a decode instance are handed over now."""
+        computed = max(1, job.request.input_tokens - job.record.cached_tokens)
+        self._skip_tokens[transfer.request_index] = max(0, computed - transfer.tokens)
+        if transfer.tokens > computed:
+            self.transfer.layers(self.loop, transfer, transfer.tokens - computed,
+                                 self.loop.now_s, 0.0)
+        for chunk in self._early_chunks.pop(transfer.request_index, []):
+            self._send_layers(transfer, *chunk)
+
     def _prefilled(self, job: Job) -> None:
         if not self._layerwise:
             self._awaiting_decode.append(job)
@@ -140,6 +175,7 @@ class Cluster:
         index = job.record.index
         self._prefilled_ids.add(index)
         if index in self._in_flight:
+            self._skip_tokens.pop(index, None)
             self.transfer.source_ready(self.loop, self._in_flight.pop(index))
         if index in self._arrived_early:  # a port that reported before the last layer
             self._start_decode(job, self._arrived_early.pop(index))
@@ -171,7 +207,9 @@ class Cluster:
             self.transfer.start(self.loop, transfer,
                                 lambda job=job, decoder=decoder: self._arrived(job, decoder))
             if self._layerwise:
+                self._start_layerwise(job, transfer)
                 if record.index in self._prefilled_ids:  # memory came after the prefill
+                    self._skip_tokens.pop(record.index, None)
                     self.transfer.source_ready(self.loop, transfer)
                 else:
                     self._in_flight[record.index] = transfer

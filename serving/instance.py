@@ -47,12 +47,15 @@ class Job:
 
 class Instance:
     """An instance named ``name`` driven by ``loop``; ``on_prefill_started(job)`` is called
-    when a job's first prefill chunk is scheduled, ``on_prefilled(job)`` when a prefill-role
-    job's KV is complete and ``on_finished(job)`` when a job's last token is out."""
+    when a job's first prefill chunk is scheduled, ``on_chunk(job, tokens, start_s,
+    duration_s)`` for every chunk as its iteration is scheduled (its layers are computed one
+    after the other over that iteration), ``on_prefilled(job)`` when a prefill-role job's KV
+    is complete and ``on_finished(job)`` when a job's last token is out."""
 
     def __init__(self, name: str, role: str, profile: InstanceProfile, loop: EventLoop, *,
                  cache_blocks: int = 0, block_tokens: int = 512,
                  on_prefill_started: Callable[[Job], None] | None = None,
+                 on_chunk: Callable[[Job, int, float, float], None] | None = None,
                  on_prefilled: Callable[[Job], None] | None = None,
                  on_finished: Callable[[Job], None] | None = None) -> None:
         if role not in ROLES:
@@ -61,6 +64,7 @@ class Instance:
         self.cache = PrefixCache(cache_blocks)
         self.block_tokens = block_tokens
         self.on_prefill_started = on_prefill_started or (lambda job: None)
+        self.on_chunk = on_chunk or (lambda job, tokens, start_s, duration_s: None)
         self.on_prefilled = on_prefilled or (lambda job: None)
         self.on_finished = on_finished or (lambda job: None)
         self.waiting: deque[Job] = deque()  # colocated: not admitted for lack of memory
@@ -143,6 +147,8 @@ class Instance:
         self.loop.after(duration, lambda: self._end_iteration(batch, chunks))
         for job in started:
             self.on_prefill_started(job)
+        for job, take in chunks:
+            self.on_chunk(job, take, self.loop.now_s, duration)
 
     def _end_iteration(self, batch: list[Job], chunks: list[tuple[Job, int]]) -> None:
         now = self.loop.now_s

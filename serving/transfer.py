@@ -2,8 +2,9 @@
 
 A :class:`TransferPort` is handed each transfer and calls ``done()`` on the event loop when it
 has arrived. A layer-by-layer transfer (``layerwise``) starts when the prefill starts, its
-layers leaving as they are computed; the port is told when the last layer is ready
-(:meth:`TransferPort.source_ready`) and must not report arrival before that.
+layers leaving as they are computed: the port is told, chunk by chunk, which of its tokens
+are computed when (:meth:`TransferPort.layers`), and when the last layer is ready
+(:meth:`TransferPort.source_ready`); it must not report arrival before that.
 
 The emulation's port (:class:`ExternalTransfer`) posts the transfer to the RoCE endpoints and
 reports the completion they measure; offline studies and tests use the other ports, which
@@ -36,6 +37,14 @@ class TransferPort(Protocol):
     def start(self, loop: EventLoop, transfer: KvTransfer, done: Callable[[], None]) -> None:
         """Begin ``transfer`` at ``loop.now_s``; schedule ``done`` when it has arrived."""
 
+    def layers(self, loop: EventLoop, transfer: KvTransfer, tokens: int, start_s: float,
+               duration_s: float) -> None:
+        """``tokens`` more of a layerwise ``transfer``'s tokens are computed layer by layer
+        from ``start_s`` over ``duration_s``: layer l's share is ready at ``start_s + (l + 1)
+        x duration_s / transfer.layers`` (a duration of 0: ready at ``start_s``, e.g. tokens
+        held in the prefill's prefix cache). The calls' tokens sum to ``transfer.tokens``;
+        :meth:`source_ready` comes after the last."""
+
     def source_ready(self, loop: EventLoop, transfer: KvTransfer) -> None:
         """A layerwise ``transfer``'s last layer is computed (called once, at ``now_s``)."""
 
@@ -57,6 +66,10 @@ class _AfterSource:
 
     def _arrival_s(self, loop: EventLoop, transfer: KvTransfer, own_s: float) -> float:
         return max(own_s, loop.now_s)
+
+    def layers(self, loop: EventLoop, transfer: KvTransfer, tokens: int, start_s: float,
+               duration_s: float) -> None:
+        pass  # these ports compute one arrival per transfer (see _arrival_s)
 
     def source_ready(self, loop: EventLoop, transfer: KvTransfer) -> None:
         own_s, done = self._waiting.pop(transfer.request_index)
@@ -119,16 +132,19 @@ class RecordedTransfer(_AfterSource):
 
 class ExternalTransfer:
     """Transfers carried by someone else (the emulated fabric): :meth:`start` hands each to
-    ``post`` and :meth:`complete` reports its arrival. A real-time driver runs the loop up to
-    the present (``loop.run(until_s=now)``) between reports; a transfer not yet reported
-    arrives in the future, so no event already run could depend on it. A report that comes
-    late (after the loop passed ``arrived_s``) is applied at the loop's present, and the lag
-    is kept in :attr:`late_s` so a run can say how much it cost."""
+    ``post`` (a layerwise one's computed layers to ``layers_hook``, its end of computing to
+    ``source_ready_hook``) and :meth:`complete` reports its arrival. A real-time driver
+    runs the loop up to the present (``loop.run(until_s=now)``) between reports; a transfer
+    not yet reported arrives in the future, so no event already run could depend on it. A
+    report that comes late (after the loop passed ``arrived_s``) is applied at the loop's
+    present, and the lag is kept in :attr:`late_s` so a run can say how much it cost."""
 
     def __init__(self, post: Callable[[KvTransfer], None] = lambda transfer: None,
-                 source_ready_hook: Callable[[KvTransfer], None] = lambda transfer: None
-                 ) -> None:
+                 source_ready_hook: Callable[[KvTransfer], None] = lambda transfer: None,
+                 layers_hook: Callable[[KvTransfer, int, float, float], None]
+                 = lambda transfer, tokens, start_s, duration_s: None) -> None:
         self.post, self.source_ready_hook = post, source_ready_hook
+        self.layers_hook = layers_hook
         self.in_flight: dict[int, tuple[EventLoop, Callable[[], None]]] = {}
         self.late_s: list[float] = []
 
@@ -136,8 +152,12 @@ class ExternalTransfer:
         self.in_flight[transfer.request_index] = (loop, done)
         self.post(transfer)
 
+    def layers(self, loop: EventLoop, transfer: KvTransfer, tokens: int, start_s: float,
+               duration_s: float) -> None:
+        self.layers_hook(transfer, tokens, start_s, duration_s)
+
     def source_ready(self, loop: EventLoop, transfer: KvTransfer) -> None:
-        self.source_ready_hook(transfer)  # the fabric workload sends the last layer now
+        self.source_ready_hook(transfer)  # no more layers: the transfer ends with the last
 
     def complete(self, request_index: int, arrived_s: float) -> None:
         loop, done = self.in_flight.pop(request_index)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.cluster import ClusterConfig, serve
+from serving.cluster import TRANSFER_MODES, ClusterConfig, serve
 from serving.metrics import Slo
 from serving.presets import GPUS, PARAMETERS, roofline_profile
 from serving.routing import POLICIES
@@ -65,6 +65,9 @@ FIELDS = [
                                min_output_tokens=2),
     Field("policy", "choice", "kv_aware", "routing policy of the run on the fabric",
           choices=POLICIES),
+    Field("transfer_mode", "choice", "whole", "KV transfer: whole (one RDMA WRITE when the "
+          "prefill ends) or layerwise (a WRITE per layer as the prefill computes it)",
+          choices=TRANSFER_MODES),
     Field("ttft_slo_s", "float", 0.3, "TTFT SLO, target seconds", minimum=1e-6, maximum=1e4),
     Field("tpot_slo_s", "float", 0.006, "TPOT SLO, target seconds", minimum=1e-6,
           maximum=1e3),
@@ -84,7 +87,7 @@ def cluster_config(workload: dict[str, Any]) -> ClusterConfig:
     return ClusterConfig(roofline_profile(model, workload["gpu"],
                                           workload["gpus_per_instance"]),
                          preset(model), workload["prefill"], workload["decode"],
-                         policy=workload["policy"])
+                         policy=workload["policy"], transfer_mode=workload["transfer_mode"])
 
 
 def goodput_rates(workload: dict[str, Any]) -> list[float]:
@@ -135,6 +138,11 @@ def check_plan(workload: dict[str, Any], topo: FabricTopo, dilation: float, seed
         issues.append(trace_load.window_issue(exc))
         return
     if not budget:  # a simulated run: no emulated NIC has to carry it in the timeout
+        if workload["transfer_mode"] == "layerwise":
+            issues.append(SpecIssue(
+                "workload.transfer_mode", "layerwise transfers are carried by the emulation "
+                "only: the simulator is given each transfer as one flow",
+                "set workload.transfer_mode = \"whole\" for the simulator, or run emulated"))
         return
     pool = kv_patterns.Pool.xpyd(workload["prefill"], workload["decode"])
     tp = workload["gpus_per_instance"]

@@ -21,7 +21,8 @@ from serving.transfer import FixedTransfer
 from traffic.traces import requests_from_arrivals
 
 WORKLOAD = {"model": "llama-3-8b", "gpu": "a100-sxm-80gb", "gpus_per_instance": 8,
-            "prefill": 3, "decode": 1, "policy": "kv_aware", "ttft_slo_s": 0.3,
+            "prefill": 3, "decode": 1, "policy": "kv_aware", "transfer_mode": "whole",
+            "ttft_slo_s": 0.3,
             "tpot_slo_s": 0.006}
 SPEC = SimpleNamespace(workload=WORKLOAD, scale=SimpleNamespace(dilation=10.0))
 

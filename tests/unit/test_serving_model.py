@@ -215,3 +215,68 @@ def test_a_layerwise_transfer_waiting_for_decode_memory_starts_after_the_prefill
     assert second.transfer_start_s == pytest.approx(6.0)
     assert second.ttft_parts_s()["decode_memory_wait"] == pytest.approx(4.0)
     assert second.ttft_s == pytest.approx(6.01)
+
+
+class _LayerLog(FixedTransfer):
+    """FixedTransfer that keeps every ``layers`` and ``source_ready`` call in order."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.calls: list[tuple] = []
+
+    def layers(self, loop, transfer, tokens, start_s, duration_s):
+        self.calls.append(("layers", transfer.request_index, tokens, start_s, duration_s))
+
+    def source_ready(self, loop, transfer):
+        self.calls.append(("ready", transfer.request_index, loop.now_s))
+        super().source_ready(loop, transfer)
+
+
+def test_a_layerwise_transfer_is_told_each_chunk_when_its_layers_are_computed():
+    port = _LayerLog(0.0)
+    [r] = serve([Request(0.0, 2500, 2)], "disaggregated", config(transfer_mode="layerwise"),
+                port).records
+    # 2500 tokens in chunks of 1000 at 1000 tokens/s: 0 -> 1, 1 -> 2, 2 -> 2.5; the port
+    # hears each chunk as its iteration starts, and that no layer follows at 2.5
+    assert port.calls == [("layers", 0, 1000, 0.0, pytest.approx(1.0)),
+                          ("layers", 0, 1000, pytest.approx(1.0), pytest.approx(1.0)),
+                          ("layers", 0, 500, pytest.approx(2.0), pytest.approx(0.5)),
+                          ("ready", 0, pytest.approx(2.5))]
+    assert r.transfer_tokens == 2500
+
+
+def test_layerwise_tokens_held_by_the_prefill_leave_at_once_and_held_by_the_decode_not_at_all():
+    port = _LayerLog(0.0)
+    cfg = config(d=2, policy="round_robin", transfer_mode="layerwise")
+    first = Request(0.0, 1024, 2, block_ids=(1, 2))
+    second = Request(5.0, 1536, 2, block_ids=(1, 2, 3))
+    third = Request(10.0, 1536, 2, block_ids=(1, 2, 3))
+    run = serve([first, second, third], "disaggregated", cfg, port)
+    by_request = {i: [c for c in port.calls if c[0] == "layers" and c[1] == i]
+                  for i in range(3)}
+    r1, r2 = run.records[1], run.records[2]
+    # the second request: the prefill holds blocks 1-2 (1024 tokens) and computes 512; its
+    # decode instance holds nothing, so 1024 tokens leave at the transfer's start (duration 0)
+    assert r1.cached_tokens == 1024 and r1.transfer_tokens == 1536
+    assert by_request[1] == [("layers", 1, 1024, pytest.approx(5.0), 0.0),
+                             ("layers", 1, 512, pytest.approx(5.0), pytest.approx(0.512))]
+    # the third: the prefill holds blocks 1-3 and recomputes one token (the logits'); its
+    # decode instance (decode0, after the first request) holds 1024 tokens: 512 move, 511
+    # of them at once and the recomputed token with its layers
+    assert r2.cached_tokens == 1535 and r2.transfer_tokens == 512
+    assert [c[2] for c in by_request[2]] == [511, 1]
+    for index in range(3):
+        assert sum(c[2] for c in by_request[index]) == run.records[index].transfer_tokens
+
+
+def test_layers_computed_while_waiting_for_decode_memory_are_handed_over_at_its_start():
+    small = InstanceProfile("small", 1000.0, 0.01, 0.0, 0.0, kv_capacity_tokens=2000,
+                            prefill_batch_tokens=1000)
+    port = _LayerLog(0.0)
+    serve([Request(0.0, 1000, 500), Request(0.0, 1000, 500)], "disaggregated",
+          config(profile=small, transfer_mode="layerwise"), port)
+    # the second prompt is computed 1.0 -> 2.0; its transfer starts when memory frees, at
+    # 6.0: the chunk is handed over then (its layers' times are in the past), then "ready"
+    second = [c for c in port.calls if c[1] == 1]
+    assert second == [("layers", 1, 1000, pytest.approx(1.0), pytest.approx(1.0)),
+                      ("ready", 1, pytest.approx(6.0))]
