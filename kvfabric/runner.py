@@ -126,17 +126,32 @@ def make_fabric(spec: Spec, topo, run_dir: Path) -> Fabric:
                   static_rules=spec.fabric["controller"] == "static")
 
 
+#: Libraries whose log records belong in run.log, not on the terminal: pyroute2 runs an
+#: asyncio loop per netlink call, and a signal that cuts one short leaves its request's task
+#: to be reported ("Task exception was never retrieved") when the socket is discarded.
+RUN_LOG_LIBRARIES = ("asyncio",)
+
+
 def open_run_log(run_dir: Path) -> logging.Handler:
-    """run.log in the run folder receives the ``kvfabric`` logger until close_run_log."""
+    """run.log in the run folder receives the ``kvfabric`` logger (and RUN_LOG_LIBRARIES')
+    until close_run_log."""
     handler = logging.FileHandler(run_dir / "run.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    for name in RUN_LOG_LIBRARIES:
+        library = logging.getLogger(name)
+        library.addHandler(handler)
+        library.propagate = False
     return handler
 
 
 def close_run_log(handler: logging.Handler) -> None:
     log.removeHandler(handler)
+    for name in RUN_LOG_LIBRARIES:
+        library = logging.getLogger(name)
+        library.removeHandler(handler)
+        library.propagate = True
     handler.close()
 
 
