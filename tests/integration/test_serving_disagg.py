@@ -84,3 +84,29 @@ def test_a_thinned_mooncake_busiest_window_replays_in_both_modes(tmp_path, nothi
     assert mapping["window_end_s"] - mapping["window_start_s"] == pytest.approx(10.0)
     assert mapping["requests_in_window"] == 73 and mapping["requests_replayed"] >= 1
     nothing_left()
+
+
+def test_layerwise_transfers_leave_layer_by_layer_and_end_just_after_the_prefill(
+        tmp_path, nothing_left):
+    """Each 1024-token prompt is one prefill chunk of Llama-3-8B's 32 layers: 32 RDMA WRITEs,
+    each posted as its layer is computed, so the transfer starts with the prefill and only
+    the last layer's 1/32 is left on the wire when it ends."""
+    summary, run_dir = _run(tmp_path, "workload.max_requests=3", "workload.input_tokens=1024",
+                            "workload.transfer_mode=layerwise")
+    assert summary["status"] == "ok" and summary["results"]["all_requests_completed"] is True
+    with (run_dir / "transfers.csv").open() as f:
+        transfers = {int(t["request_index"]): t for t in csv.DictReader(f)}
+    with (run_dir / "requests_disaggregated.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(transfers) == 3
+    rate_bps = summary["scale"]["target_rate_bps"]
+    for row in rows:
+        t = transfers[int(row["index"])]
+        assert int(t["messages"]) == 32
+        whole_wire_s = 8 * int(t["size_bytes"]) / rate_bps
+        assert float(row["transfer_start_s"]) == pytest.approx(float(row["prefill_start_s"]))
+        tail_s = float(row["transfer_end_s"]) - float(row["prefill_end_s"])
+        # at least the last layer's wire time; far less than the whole transfer's
+        assert whole_wire_s / 32 * 0.9 <= tail_s <= whole_wire_s / 2
+    assert summary["results"]["disaggregated_network_share_of_ttft_p50"] < 0.1
+    nothing_left()

@@ -202,3 +202,13 @@ def test_the_emulations_plan_budget_does_not_limit_the_simulator(tmp_path, exper
     proc = kvfabric("sim", experiment, *sets, "--export-only", tmp_path / "in")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert int((tmp_path / "in" / "flow.txt").read_text().split()[0]) > 100
+
+
+def test_layerwise_transfers_are_refused_by_the_simulator_before_anything_runs(tmp_path):
+    """The simulator is given each KV transfer as one flow, so a layerwise run cannot be
+    expressed there: exit 2, naming the field and the fix, with nothing exported."""
+    proc = kvfabric("sim", "serving_disagg", "--set", "workload.transfer_mode=layerwise",
+                    "--export-only", tmp_path / "in")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "workload.transfer_mode" in proc.stderr and 'transfer_mode = "whole"' in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "in").exists()
