@@ -14,7 +14,7 @@ import logging
 import statistics
 import time
 
-from kvfabric.capabilities import probe_host
+from fabriccore.capabilities import probe_host
 from kvfabric.lock import fabric_lock
 from topologies.fabric import Fabric
 from topologies.leafspine import LeafSpine

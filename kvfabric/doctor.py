@@ -10,7 +10,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 
-from kvfabric.capabilities import FALLBACK, MINIMUM, MISSING, OK, Check, HostReport, probe_host
+from fabriccore.capabilities import FALLBACK, MINIMUM, MISSING, OK, Check, HostReport, probe_host
 
 _HEADERS = ("CHECK", "STATUS", "DETAIL", "KVFABRIC USES INSTEAD / FIX")
 _DETAIL_WIDTH = 44

@@ -336,7 +336,7 @@ def _ovs_datapath(setting: str) -> str:
 
 def _probe_capabilities() -> dict[str, Any]:
     try:
-        from .capabilities import probe_host
+        from fabriccore.capabilities import probe_host
     except ImportError:
         return {"error": "capability probe unavailable"}
     return probe_host().to_dict()

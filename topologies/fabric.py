@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kvfabric.naming import netns_name
-from kvfabric.shell import netns_argv, run, run_parallel
+from fabriccore.commands import netns_argv, run, run_parallel
+from fabriccore.naming import netns_name
 from wire.frames import frame_bytes
 
 from . import l3, netlink, openflow
@@ -206,7 +206,7 @@ class Fabric:
         """Kernel RED if this kernel has it (tried on a real port, then removed), else eBPF."""
         if self.ecn_backend != "auto":
             return self.ecn_backend
-        from kvfabric.capabilities import TC_QDISC_SPECS
+        from fabriccore.capabilities import TC_QDISC_SPECS
 
         probe = run(_tc_argv(netns, ["qdisc", "add", "dev", ifname, "root", "handle", "ff0:",
                                      *TC_QDISC_SPECS["red"]]), check=False)
@@ -440,7 +440,7 @@ class Fabric:
     # -- teardown ----------------------------------------------------------------------
     def teardown(self) -> None:
         """Remove everything this fabric created; safe to call twice or after a failed build."""
-        from kvfabric.cleanup import kill_processes_in_namespaces
+        from fabriccore.processes import kill_processes_in_namespaces
 
         errors = []
         self.stop_agent()

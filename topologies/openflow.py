@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kvfabric.naming import IFACE_PREFIX
-from kvfabric.shell import run
+from fabriccore.commands import run
+from fabriccore.naming import IFACE_PREFIX
 
 from .addressing import LinkPlan, host_address_flat
 from .leafspine import FabricTopo

@@ -57,7 +57,7 @@ def _ovs_running() -> bool:
 @smoke_check("capabilities", order=10, needs_root=False)
 def capabilities() -> str:
     """kvfabric doctor: the host offers the minimum kvfabric needs."""
-    from kvfabric.capabilities import probe_host
+    from fabriccore.capabilities import probe_host
 
     report = probe_host()
     if not report.minimum_ok:

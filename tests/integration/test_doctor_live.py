@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from kvfabric import capabilities as cap
-from kvfabric import doctor, naming
+from fabriccore import capabilities as cap
+from fabriccore import naming
+from fabriccore.commands import run
+from kvfabric import doctor
 from kvfabric.lock import fabric_lock
-from kvfabric.shell import run
 
 pytestmark = [
     pytest.mark.root,

@@ -7,10 +7,11 @@ import subprocess
 
 import pytest
 
-from kvfabric import capabilities as cap
-from kvfabric import doctor, naming
-from kvfabric.capabilities import Check, HostReport, annotate, choose_backends
-from kvfabric.shell import CommandError
+from fabriccore import capabilities as cap
+from fabriccore import naming
+from fabriccore.capabilities import Check, HostReport, annotate, choose_backends
+from fabriccore.commands import CommandError
+from kvfabric import doctor
 
 ALL_NAMES = [
     "root", "kernel", "python", "netns", *(f"qdisc.{k}" for k in cap.QDISC_KINDS), "cls_bpf",

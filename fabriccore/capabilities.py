@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from kvfabric.shell import CommandError, netns_argv, run
+from .commands import CommandError, netns_argv, run
 
 PROBE_NETNS_PREFIX = "kvfprobe-"
 BPF_PROBE_SOURCE = Path(__file__).resolve().parent / "bpf" / "probe.bpf.c"
