@@ -59,7 +59,8 @@ def render_table(report: HostReport, width: int = 120) -> str:
     for check in report.checks:
         out += row((check.name, check.status, check.detail, _last_column(check)))
     out.append("")
-    out.append("backends: " + "  ".join(f"{k}={v}" for k, v in report.backends.items()))
+    backends = report.backends.to_dict()
+    out.append("backends: " + "  ".join(f"{k}={v}" for k, v in backends.items()))
     verdict = "met" if report.minimum_ok else "NOT met"
     out.append(f"minimum to run ({_minimum_names()}): {verdict}; "
                f"probe took {report.duration_s:.2f} s")

@@ -63,7 +63,8 @@ def capabilities() -> str:
     if not report.minimum_ok:
         missing = "; ".join(f"{c.name}: {c.detail}" for c in report.missing_required())
         raise RuntimeError(f"minimum not met ({missing}); run kvfabric doctor for the fixes")
-    return "minimum met; backends " + " ".join(f"{k}={v}" for k, v in report.backends.items())
+    backends = report.backends.to_dict()
+    return "minimum met; backends " + " ".join(f"{k}={v}" for k, v in backends.items())
 
 
 def _all_pairs(mode: str) -> str:
