@@ -14,7 +14,8 @@ import logging
 import statistics
 import time
 
-from kvfabric.capabilities import probe_host
+from fabriccore.backends import Backends
+from fabriccore.capabilities import probe_host
 from kvfabric.lock import fabric_lock
 from topologies.fabric import Fabric
 from topologies.leafspine import LeafSpine
@@ -22,8 +23,8 @@ from topologies.leafspine import LeafSpine
 SHAPE = {"spines": 2, "leaves": 4, "hosts_per_leaf": 4}
 
 
-def time_kvfabric(mode: str) -> tuple[float, float]:
-    fabric = Fabric(LeafSpine(**SHAPE), mode)
+def time_kvfabric(mode: str, backends: Backends) -> tuple[float, float]:
+    fabric = Fabric(LeafSpine(**SHAPE), mode, backends=backends)
     start = time.perf_counter()
     fabric.build()
     up = time.perf_counter() - start
@@ -95,10 +96,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    has_netem = probe_host().backends["delay"] == "netem"
+    backends = probe_host().backends
+    has_netem = backends.delay == "netem"
     errors = _MininetErrors()
-    runs = {"kvfabric l3": lambda: time_kvfabric("l3"),
-            "kvfabric openflow": lambda: time_kvfabric("openflow"),
+    runs = {"kvfabric l3": lambda: time_kvfabric("l3", backends),
+            "kvfabric openflow": lambda: time_kvfabric("openflow", backends),
             "plain Mininet (OVS user, TCLink)": lambda: time_mininet(has_netem, errors)}
     with fabric_lock("bench/bringup.py"):
         print(f"shape: {SHAPE} ({SHAPE['leaves'] * SHAPE['hosts_per_leaf']} hosts), "

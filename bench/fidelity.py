@@ -23,10 +23,10 @@ from typing import Any
 
 import tomllib
 
+from fabriccore.units import parse_size_bytes
 from kvfabric.queue_results import port_window
 from kvfabric.runner import run_experiment
 from kvfabric.spec import load_spec
-from kvfabric.units import parse_size_bytes
 
 SPEC = Path(__file__).with_name("fidelity_incast.toml")
 

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from fabriccore.units import parse_rate_bps
 from kvfabric.lock import fabric_lock
-from kvfabric.units import parse_rate_bps
 from topologies.fabric import Fabric
 from topologies.leafspine import LeafSpine
 from topologies.queues.settings import QueueSettings

@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fabriccore.commands import netns_argv, run  # noqa: E402
 from kvfabric.lock import fabric_lock  # noqa: E402
-from kvfabric.shell import netns_argv, run  # noqa: E402
 from traffic.roce_requester import DEFAULT_MAX_BURST_S  # noqa: E402
 
 PREFIX = "kvfrb"

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kvfabric.shell import run
+from fabriccore.commands import run
 from topologies.openflow import OVS_TIMEOUT_S
 from topologies.process_lifetime import die_with_parent
 

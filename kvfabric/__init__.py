@@ -22,7 +22,7 @@ _EXPORTS = {
     "WorkloadError": "kvfabric.network",
     "Node": "kvfabric.nodes",
     "PortView": "kvfabric.nodes",
-    "CommandError": "kvfabric.shell",
+    "CommandError": "fabriccore.commands",
     "Spec": "kvfabric.spec",
     "load_spec": "kvfabric.spec",
     "spec_from_dict": "kvfabric.spec",

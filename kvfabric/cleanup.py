@@ -9,94 +9,18 @@ Nothing is ever killed by process name.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import shutil
-import signal
-import subprocess
-import time
-from pathlib import Path
 
-from kvfabric.naming import BPF_PIN_DIR, IFACE_PREFIX, NETNS_PREFIX
-from kvfabric.shell import CommandError
-
-NETNS_DIR = Path("/run/netns")
+from fabriccore.commands import CommandError
+from fabriccore.naming import BPF_PIN_DIR, IFACE_PREFIX, NETNS_DIR, NETNS_PREFIX
+from fabriccore.processes import kill_processes_in_namespaces, processes_in_namespaces
 
 
 def our_namespaces() -> list[str]:
     if not NETNS_DIR.is_dir():
         return []
     return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(NETNS_PREFIX))
-
-
-def _netns_inode(name: str) -> int | None:
-    try:
-        return os.stat(NETNS_DIR / name).st_ino
-    except OSError:
-        return None
-
-
-def processes_in_namespaces(names: list[str]) -> list[int]:
-    inodes = {ino for ino in map(_netns_inode, names) if ino is not None}
-    if not inodes:
-        return []
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            if os.stat(entry / "ns" / "net").st_ino in inodes:
-                pids.add(int(entry.name))
-    for name in names:
-        pids.update(socket_holders(name))
-    pids.discard(os.getpid())
-    return sorted(pids)
-
-
-_SS_PID = re.compile(r"pid=(\d+)")
-
-
-def socket_holders(netns: str) -> set[int]:
-    """Processes holding an IP or packet socket in namespace ``netns``, wherever they run."""
-    try:
-        shown = subprocess.run(["ip", "netns", "exec", netns, "ss", "-H", "-a", "-n", "-p",
-                                "-A", "inet,packet"], capture_output=True, text=True,
-                               timeout=10)
-    except subprocess.TimeoutExpired as exc:
-        raise OSError(f"ss in namespace {netns} did not answer in 10 s") from exc
-    if shown.returncode != 0 and (NETNS_DIR / netns).exists():
-        raise OSError(f"ss in namespace {netns}: {shown.stderr.strip()}")
-    return {int(pid) for pid in _SS_PID.findall(shown.stdout)}
-
-
-def kill_processes_in_namespaces(names: list[str], grace_s: float = 1.0) -> list[int]:
-    pids = processes_in_namespaces(names)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(_alive(p) for p in pids):
-            time.sleep(0.02)
-        pids = [p for p in pids if _alive(p)]
-        if not pids:
-            break
-    return pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as gone.
-    with contextlib.suppress(OSError):
-        if (Path("/proc") / str(pid) / "stat").read_text().split(") ")[-1].startswith("Z"):
-            return False
-    return True
 
 
 def our_root_interfaces() -> list[str]:

@@ -10,7 +10,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 
-from kvfabric.capabilities import FALLBACK, MINIMUM, MISSING, OK, Check, HostReport, probe_host
+from fabriccore.capabilities import FALLBACK, MINIMUM, MISSING, OK, Check, HostReport, probe_host
 
 _HEADERS = ("CHECK", "STATUS", "DETAIL", "KVFABRIC USES INSTEAD / FIX")
 _DETAIL_WIDTH = 44
@@ -59,7 +59,8 @@ def render_table(report: HostReport, width: int = 120) -> str:
     for check in report.checks:
         out += row((check.name, check.status, check.detail, _last_column(check)))
     out.append("")
-    out.append("backends: " + "  ".join(f"{k}={v}" for k, v in report.backends.items()))
+    backends = report.backends.to_dict()
+    out.append("backends: " + "  ".join(f"{k}={v}" for k, v in backends.items()))
     verdict = "met" if report.minimum_ok else "NOT met"
     out.append(f"minimum to run ({_minimum_names()}): {verdict}; "
                f"probe took {report.duration_s:.2f} s")

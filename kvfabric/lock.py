@@ -15,7 +15,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .naming import LOCK_PATH
+from fabriccore.naming import LOCK_PATH
+
 from .schema import SpecError, SpecIssue
 
 #: Seconds to wait for a busy lock before giving up; 0 (the default) fails at once. Set it

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from .shell import CommandError
+from fabriccore.commands import CommandError
 
 
 class Node:

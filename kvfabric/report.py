@@ -15,8 +15,9 @@ from typing import Any
 
 import tomllib
 
+from fabriccore.units import format_rate, format_size
+
 from .fidelity import scale_and_fidelity_lines
-from .units import format_rate, format_size
 
 
 def format_value(key: str, value: Any) -> str:

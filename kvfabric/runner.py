@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from controllers.process import start_for_run as start_controller
+from fabriccore.capabilities import probe_host
 from topologies.fabric import Fabric
 
 from . import results
@@ -156,13 +157,16 @@ def close_run_log(handler: logging.Handler) -> None:
 
 
 def bring_up(ctx: RunContext, timings: dict[str, float]) -> None:
-    """Write spec.toml and env.json, then build the fabric (timings["bringup_s"])."""
+    """Write spec.toml and env.json, hand the capability probe's backends to the fabric, then
+    build it (timings["bringup_s"])."""
     spec, fabric, run_dir, progress = ctx.spec, ctx.fabric, ctx.run_dir, ctx.progress
     (run_dir / "spec.toml").write_text(to_toml(spec, derived_values(spec)))
     progress.update("probing host")
-    capabilities = _probe_capabilities()
+    report = probe_host()
     results.write_json(run_dir / "env.json", collect_environment(
-        capabilities, spec.experiment["seed"]))
+        report.to_dict(), spec.experiment["seed"]))
+    # The decision env.json records is the one the fabric follows: it probes nothing itself.
+    fabric.backends = report.backends
     progress.update("building fabric", f"{spec.fabric['mode']} {fabric.topo.describe()}")
     started = time.perf_counter()
     fabric.build()
@@ -347,14 +351,6 @@ def _record_queue_backends(run_dir: Path, fabric: Fabric) -> None:
 
 def _ovs_datapath(setting: str) -> str:
     return {"user": "netdev", "system": "system"}.get(setting, "auto")
-
-
-def _probe_capabilities() -> dict[str, Any]:
-    try:
-        from .capabilities import probe_host
-    except ImportError:
-        return {"error": "capability probe unavailable"}
-    return probe_host().to_dict()
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .units import UnitError, parse_duration_s, parse_rate_bps, parse_size_bytes
+from fabriccore.units import UnitError, parse_duration_s, parse_rate_bps, parse_size_bytes
 
 KINDS = ("int", "float", "str", "bool", "rate", "size", "duration", "choice", "name")
 _PARSERS = {"rate": parse_rate_bps, "size": parse_size_bytes, "duration": parse_duration_s}

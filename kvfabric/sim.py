@@ -49,8 +49,9 @@ def add_parser(sub) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    from fabriccore.units import parse_duration_s
+
     from .cli import _parse_override
-    from .units import parse_duration_s
 
     overrides = dict(_parse_override(item) for item in args.set or [])
     spec = load_spec(args.spec, overrides, simulated=True)  # no emulation limits

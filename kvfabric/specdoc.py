@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fabriccore.units import format_rate, format_size
+
 from .schema import Field
-from .units import format_rate, format_size
 
 REFERENCE_PATH = Path(__file__).resolve().parent.parent / "docs" / "spec-reference.md"
 REGENERATE = ".venv/bin/kvfabric spec-doc --write"

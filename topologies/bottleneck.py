@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from kvfabric.shell import run
+from fabriccore.commands import run
 from topologies.queues.spec import EcnRamp, PortQueues, TrafficClass
 from topologies.shaping import htb_burst_bytes
 from wire.dscp import DEFAULT_DSCP_MAP, PRIORITY_DEFAULT

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kvfabric.naming import netns_name
-from kvfabric.shell import netns_argv, run, run_parallel
+from fabriccore.backends import Backends
+from fabriccore.commands import netns_argv, run, run_parallel
+from fabriccore.naming import netns_name
 from wire.frames import frame_bytes
 
 from . import l3, netlink, openflow
@@ -66,12 +67,15 @@ class Fabric:
     def __init__(self, topo: FabricTopo, mode: str = "l3", ovs_datapath: str = "auto",
                  queues: QueueSettings | None = None, ecn_backend: str = "auto",
                  queue_dir: str | os.PathLike | None = None,
-                 static_rules: bool = True):
+                 static_rules: bool = True, backends: Backends | None = None):
         """`queues`: traffic classes, ECN and PFC on every port (None: one FIFO per port,
-        as before); `ecn_backend`: auto (kernel red where present, else eBPF), red, ebpf;
-        `queue_dir`: where the queue agent writes telemetry and PFC files (default: a
+        as before); `ecn_backend`: auto (the capability probe's choice: kernel red where
+        present, else eBPF), red, ebpf; `ovs_datapath`: auto (the probe's choice), system,
+        netdev; `queue_dir`: where the queue agent writes telemetry and PFC files (default: a
         temporary folder, removed at teardown); `static_rules` (openflow mode): install
-        kvfabric's own rules (False: a controller will)."""
+        kvfabric's own rules (False: a controller will); `backends`: the capability probe's
+        decision (`HostReport.backends`), which settles every "auto" (None: the fabric runs
+        the probe itself, once, when it builds and an "auto" needs settling)."""
         if mode not in MODES:
             raise ValueError(f"fabric mode must be one of {MODES}, got {mode!r}")
         if ecn_backend not in ("auto", "red", "ebpf"):
@@ -81,14 +85,17 @@ class Fabric:
         #: openflow mode: install kvfabric's static rules (False: a controller will).
         self.static_rules = static_rules
         self.queue_settings = queues if queues is not None and queues.enabled else None
+        #: "auto" until build() settles it from the backends.
         self.ecn_backend = ecn_backend
+        #: The probe's decision this fabric follows; set it before build() to hand one over.
+        self.backends = backends
         self._queue_dir_given = queue_dir is not None
         self.queue_dir = Path(queue_dir) if queue_dir is not None else None
         self.markers: list = []
         self.agent: subprocess.Popen | None = None
         self._ovs_sndbuf = None
-        self.ovs_datapath = (openflow.detect_ovs_datapath() if ovs_datapath == "auto"
-                             else ovs_datapath)
+        #: The bridges' datapath_type (openflow mode); "auto" until build() settles it.
+        self.ovs_datapath = ovs_datapath
         self.plans: list[LinkPlan] = plan_links(topo, mode)
         self.host_ips = host_addresses(topo, self.plans)
         self.namespaces: list[str] = []
@@ -110,6 +117,7 @@ class Fabric:
 
     # -- build -------------------------------------------------------------------------
     def build(self) -> BuildTimings:
+        self._settle_backends()
         try:
             self._phase("namespaces", self._create_namespaces)
             self._phase("links", self._create_links)
@@ -201,26 +209,31 @@ class Fabric:
                         port = self._install_classes(handle, port, plan, is_host)
                     self.ports.append(port)
 
+    # -- backends ----------------------------------------------------------------------
+    def _settle_backends(self) -> None:
+        """Replace each "auto" this fabric needs by the backend the capability probe chose:
+        the one handed over, else one probe run now. Nothing further down probes again."""
+        ovs_auto = self.mode == "openflow" and self.ovs_datapath == "auto"
+        ecn_auto = self.queue_settings is not None and self.ecn_backend == "auto"
+        if not (ovs_auto or ecn_auto):
+            return
+        if self.backends is None:
+            from fabriccore.capabilities import probe_host
+
+            self.backends = probe_host().backends
+        if ovs_auto:
+            self.ovs_datapath = self.backends.ovs_datapath_type
+        if ecn_auto:
+            if self.backends.ecn_marking == "none" and self.queue_settings.ecn:
+                raise RuntimeError("ECN marking needs the kernel's red qdisc or cls_bpf, and "
+                                   "this host has neither (kvfabric doctor says how to fix it)")
+            self.ecn_backend = self.backends.ecn_marking
+
     # -- traffic classes, ECN, PFC --------------------------------------------------------
-    def _resolve_ecn_backend(self, ifname: str, netns: str | None) -> str:
-        """Kernel RED if this kernel has it (tried on a real port, then removed), else eBPF."""
-        if self.ecn_backend != "auto":
-            return self.ecn_backend
-        from kvfabric.capabilities import TC_QDISC_SPECS
-
-        probe = run(_tc_argv(netns, ["qdisc", "add", "dev", ifname, "root", "handle", "ff0:",
-                                     *TC_QDISC_SPECS["red"]]), check=False)
-        if probe.returncode != 0:
-            return "ebpf"
-        run(_tc_argv(netns, ["qdisc", "del", "dev", ifname, "root"]), check=False)
-        return "red"
-
     def _install_classes(self, handle, port: Port, plan, is_host: bool) -> Port:
         from .queues.tc_netlink import RouteSocket
 
         settings = self.queue_settings
-        if self.ecn_backend == "auto":
-            self.ecn_backend = self._resolve_ecn_backend(port.ifname, port.netns)
         queues = settings.for_port(plan.rate_bps, plan.mtu, host=is_host,
                                    ingress_ports=self.topo.ingress_ports(port.node),
                                    host_queue_bytes=host_queue_bytes(self.topo))
@@ -440,7 +453,7 @@ class Fabric:
     # -- teardown ----------------------------------------------------------------------
     def teardown(self) -> None:
         """Remove everything this fabric created; safe to call twice or after a failed build."""
-        from kvfabric.cleanup import kill_processes_in_namespaces
+        from fabriccore.processes import kill_processes_in_namespaces
 
         errors = []
         self.stop_agent()

@@ -7,7 +7,7 @@ equal-cost next hops (kernel multipath routes), hashed on the L4 five-tuple
 
 from __future__ import annotations
 
-from kvfabric.shell import run_parallel
+from fabriccore.commands import run_parallel
 
 from .addressing import LinkPlan
 from .leafspine import FabricTopo

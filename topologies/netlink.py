@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pyroute2 import IPRoute, NetNS, netns
 from pyroute2.netlink.rtnl.tcmsg import plugins as _tc_plugins
 
-from kvfabric.naming import check_ifname
-from kvfabric.shell import netns_argv
+from fabriccore.commands import netns_argv
+from fabriccore.naming import check_ifname
 
 # pyroute2 ships no "bfifo" plugin and then forces the parent to the root; bfifo's options are
 # pfifo's (one u32 limit, read as bytes by the kernel), so reuse that encoder.

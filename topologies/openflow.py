@@ -1,17 +1,16 @@
 """OpenFlow fabric mode: leaves and spines are Open vSwitch bridges in the root namespace.
 
-Bridges use the kernel datapath where the kernel has the openvswitch module, else the userspace
-``netdev`` datapath. Until a controller is attached, kvfabric installs static rules itself:
-per destination host, an output to the host port or a select group over the equal-cost
-uplinks (OVS hashes the flow's five-tuple), so the fabric forwards and spreads flows.
+Bridges use the datapath the capability probe chose (`fabriccore.backends.Backends`): the
+kernel's where it has the openvswitch datapath, else the userspace ``netdev`` one. Until a
+controller is attached, kvfabric installs static rules itself: per destination host, an output
+to the host port or a select group over the equal-cost uplinks (OVS hashes the flow's
+five-tuple), so the fabric forwards and spreads flows.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from kvfabric.naming import IFACE_PREFIX
-from kvfabric.shell import run
+from fabriccore.commands import run
+from fabriccore.naming import IFACE_PREFIX
 
 from .addressing import LinkPlan, host_address_flat
 from .leafspine import FabricTopo
@@ -27,11 +26,6 @@ def bridge_name(switch: str) -> str:
 def port_name(ifname: str) -> str:
     """Root-namespace name of a switch port: ``kvf-l1-eth3``."""
     return f"{IFACE_PREFIX}{ifname}"
-
-
-def detect_ovs_datapath() -> str:
-    """'system' (kernel datapath) when the openvswitch module is loaded, else 'netdev'."""
-    return "system" if Path("/sys/module/openvswitch").exists() else "netdev"
 
 
 def dpid(topo: FabricTopo, switch: str) -> str:

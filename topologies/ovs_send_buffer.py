@@ -22,7 +22,7 @@ import os
 import socket
 from pathlib import Path
 
-from kvfabric.naming import LOCK_PATH
+from fabriccore.naming import LOCK_PATH
 
 SYS_PIDFD_OPEN = 434
 SYS_PIDFD_GETFD = 438

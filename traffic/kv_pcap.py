@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from scapy.utils import RawPcapWriter
 
-from kvfabric.units import parse_rate_bps, parse_size_bytes
+from fabriccore.units import parse_rate_bps, parse_size_bytes
 from traffic import kv_patterns
 from traffic.gobackn import Opcode
 from traffic.kvcache import preset

@@ -57,13 +57,14 @@ def _ovs_running() -> bool:
 @smoke_check("capabilities", order=10, needs_root=False)
 def capabilities() -> str:
     """kvfabric doctor: the host offers the minimum kvfabric needs."""
-    from kvfabric.capabilities import probe_host
+    from fabriccore.capabilities import probe_host
 
     report = probe_host()
     if not report.minimum_ok:
         missing = "; ".join(f"{c.name}: {c.detail}" for c in report.missing_required())
         raise RuntimeError(f"minimum not met ({missing}); run kvfabric doctor for the fixes")
-    return "minimum met; backends " + " ".join(f"{k}={v}" for k, v in report.backends.items())
+    backends = report.backends.to_dict()
+    return "minimum met; backends " + " ".join(f"{k}={v}" for k, v in backends.items())
 
 
 def _all_pairs(mode: str) -> str:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kvfabric.shell import run as run_cmd
+from fabriccore.commands import run as run_cmd
 from topologies.leafspine import FabricTopo
 from topologies.openflow import port_name
 from topologies.paths import switch_port

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fabriccore.commands import netns_argv
 from kvfabric.dilation import Scale, emulate_params
 from kvfabric.lock import fabric_lock
-from kvfabric.shell import netns_argv
 from topologies.bottleneck import Bottleneck
 from topologies.queues.spec import EcnRamp
 from traffic.cnp import PAPER_CNP_INTERVAL_S

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from kvfabric import capabilities as cap
-from kvfabric import doctor, naming
+from fabriccore import capabilities as cap
+from fabriccore import naming
+from fabriccore.commands import run
+from kvfabric import doctor
 from kvfabric.lock import fabric_lock
-from kvfabric.shell import run
 
 pytestmark = [
     pytest.mark.root,
@@ -126,13 +127,13 @@ def test_ecn_backend_follows_what_the_kernel_says_about_red(probed, direct):
     report, _, _ = probed
     red = report.get("qdisc.red")
     if direct["red"]:
-        assert red.status == cap.OK and report.backends["ecn_marking"] == "red"
+        assert red.status == cap.OK and report.backends.ecn_marking == "red"
     elif report.get("cls_bpf").ok:
         assert (red.status, red.backend) == (cap.FALLBACK, "ebpf")
         assert red.fallback == cap.ECN_EBPF_FALLBACK
-        assert report.backends["ecn_marking"] == "ebpf"
+        assert report.backends.ecn_marking == "ebpf"
     else:
-        assert red.status == cap.MISSING and report.backends["ecn_marking"] == "none"
+        assert red.status == cap.MISSING and report.backends.ecn_marking == "none"
 
 
 def test_probe_leaves_nothing_behind(probed):

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from fabriccore.commands import run
 from kvfabric.lock import fabric_lock
-from kvfabric.shell import run
 from topologies.queues.ebpf_marker import MAP_NAMES, MarkerHandle, attach_marker
 from topologies.queues.spec import EcnRamp, PortQueues, TrafficClass
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
+from fabriccore.commands import netns_argv, run
 from kvfabric.lock import fabric_lock
-from kvfabric.shell import netns_argv, run
 from topologies.fabric import Fabric
 from topologies.leafspine import LeafSpine
 from topologies.queues.settings import QueueSettings

@@ -7,15 +7,24 @@ import subprocess
 
 import pytest
 
-from kvfabric import capabilities as cap
-from kvfabric import doctor, naming
-from kvfabric.capabilities import Check, HostReport, annotate, choose_backends
-from kvfabric.shell import CommandError
+from fabriccore import capabilities as cap
+from fabriccore import naming
+from fabriccore.capabilities import (
+    Check,
+    HostReport,
+    annotate,
+    choose_backends,
+    host_probes,
+    kernel_probes,
+    policy,
+)
+from fabriccore.commands import CommandError
+from kvfabric import doctor
 
 ALL_NAMES = [
     "root", "kernel", "python", "netns", *(f"qdisc.{k}" for k in cap.QDISC_KINDS), "cls_bpf",
-    "bpf_jit", "bpffs", "ovs", "ovs.datapath", *cap._PY_DEPS, "py.openflow",
-    *(f"tool.{t}" for t in cap._TOOLS), "mnexec", *(f"tcp.{cc}" for cc in cap.TCP_CCS),
+    "bpf_jit", "bpffs", "ovs", "ovs.datapath", *cap.PY_DEPS, "py.openflow",
+    *(f"tool.{t}" for t in cap.TOOLS), "mnexec", *(f"tcp.{cc}" for cc in cap.TCP_CCS),
 ]
 # What this kind of host (no red/netem/prio/dctcp, no OVS kernel module) reports.
 NO_RED_HOST = {"qdisc.red", "qdisc.netem", "qdisc.prio", "ovs.datapath", "tcp.dctcp", "bpffs"}
@@ -41,7 +50,7 @@ def test_status_is_ok_fallback_or_missing():
 
 def test_everything_present_uses_the_real_backends():
     report = make_report()
-    assert report.backends == {"ecn_marking": "red", "ovs_datapath": "system",
+    assert report.backends.to_dict() == {"ecn_marking": "red", "ovs_datapath": "system",
                                "delay": "netem", "strict_priority": "prio"}
     assert report.minimum_ok
     assert all(c.status == cap.OK for c in report.checks)
@@ -49,7 +58,7 @@ def test_everything_present_uses_the_real_backends():
 
 def test_host_without_red_netem_prio_falls_back():
     report = make_report(NO_RED_HOST)
-    assert report.backends == {"ecn_marking": "ebpf", "ovs_datapath": "user",
+    assert report.backends.to_dict() == {"ecn_marking": "ebpf", "ovs_datapath": "user",
                                "delay": "none", "strict_priority": "htb"}
     assert report.minimum_ok
     red = report.get("qdisc.red")
@@ -67,20 +76,20 @@ def test_host_without_red_netem_prio_falls_back():
 def test_red_without_cls_bpf_has_no_ecn_backend():
     """The eBPF marker can only stand in for sch_red when a BPF program can be attached."""
     report = make_report({"qdisc.red", "cls_bpf"})
-    assert report.backends["ecn_marking"] == "none"
+    assert report.backends.ecn_marking == "none"
     red = report.get("qdisc.red")
     assert red.status == cap.MISSING and red.backend is None and red.fix
 
 
 def test_cls_bpf_missing_is_covered_by_red():
     report = make_report({"cls_bpf"})
-    assert report.backends["ecn_marking"] == "red"
+    assert report.backends.ecn_marking == "red"
     assert report.get("cls_bpf").status == cap.FALLBACK
 
 
 def test_ovs_not_running_means_no_datapath():
     report = make_report({"ovs", "ovs.datapath"})
-    assert report.backends["ovs_datapath"] == "none"
+    assert report.backends.ovs_datapath == "none"
     assert report.get("ovs.datapath").status == cap.MISSING
     assert "openvswitch-switch" in report.get("ovs").fix
 
@@ -179,7 +188,7 @@ def test_main_exit_one_prints_the_fixes(capsys):
     assert doctor.main([], probe=lambda: make_report({"qdisc.htb", "root"})) == 1
     out = capsys.readouterr().out
     assert "kvfabric cannot run on this host" in out
-    assert cap._FIXES["root"] in out and cap.fix_for("qdisc.htb") in out
+    assert policy.FIXES["root"] in out and cap.fix_for("qdisc.htb") in out
 
 
 def test_main_json_keeps_stdout_parseable(capsys):
@@ -191,34 +200,35 @@ def test_main_json_keeps_stdout_parseable(capsys):
 
 def test_brief_keeps_the_error_line():
     stderr = "libbpf: loading object\nError: Specified qdisc kind is unknown.\nUsage: tc ..."
-    assert cap._brief(stderr) == "Error: Specified qdisc kind is unknown."
-    assert cap._brief("") == "no output"
+    assert host_probes.brief(stderr) == "Error: Specified qdisc kind is unknown."
+    assert host_probes.brief("") == "no output"
 
 
 def test_tc_unknown_kind_is_reported_as_missing_module(monkeypatch):
     def fake_run(argv, **_):
         raise CommandError(argv, 2, "Error: Specified qdisc kind is unknown.")
-    monkeypatch.setattr(cap, "run", fake_run)
-    check = cap._probe_qdisc_tc("kvfprobe-1", "red", "red0")
+    monkeypatch.setattr(kernel_probes, "run", fake_run)
+    check = kernel_probes._probe_qdisc_tc("kvfprobe-1", "red", "red0")
     assert not check.ok and check.detail == "kernel has no sch_red (qdisc kind unknown)"
 
 
 def test_tc_other_errors_are_shown_verbatim(monkeypatch):
     def fake_run(argv, **_):
         raise CommandError(argv, 2, "Error: Invalid argument.")
-    monkeypatch.setattr(cap, "run", fake_run)
-    check = cap._probe_qdisc_tc("kvfprobe-1", "prio", "prio0")
+    monkeypatch.setattr(kernel_probes, "run", fake_run)
+    check = kernel_probes._probe_qdisc_tc("kvfprobe-1", "prio", "prio0")
     assert check.detail == "add failed: Error: Invalid argument."
 
 
 def test_tool_version_is_parsed_from_either_stream(monkeypatch):
-    monkeypatch.setattr(cap.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(cap, "run", lambda argv, **_: subprocess.CompletedProcess(
+    monkeypatch.setattr(host_probes.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(host_probes, "run", lambda argv, **_: subprocess.CompletedProcess(
         argv, 0, "TShark (Wireshark) 4.0.17 (Git v4.0.17).\n", 'Running as user "root"\n'))
-    assert cap._probe_tool("tshark", ["tshark", "--version"]).detail == "4.0.17 (/usr/bin/tshark)"
-    monkeypatch.setattr(cap, "run", lambda argv, **_: subprocess.CompletedProcess(
+    tshark = host_probes.probe_tool("tshark", ["tshark", "--version"])
+    assert tshark.detail == "4.0.17 (/usr/bin/tshark)"
+    monkeypatch.setattr(host_probes, "run", lambda argv, **_: subprocess.CompletedProcess(
         argv, 0, "tc utility, iproute2-6.1.0, libbpf 1.1.2\n", ""))
-    assert cap._probe_tool("tc", ["tc", "-V"]).detail == "6.1.0 (/usr/bin/tc), libbpf 1.1.2"
+    assert host_probes.probe_tool("tc", ["tc", "-V"]).detail == "6.1.0 (/usr/bin/tc), libbpf 1.1.2"
 
 
 def test_kernel_fixes_only_say_modprobe_where_modules_can_load():

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from fabriccore.commands import CommandError
 from kvfabric import cleanup, cli
-from kvfabric.shell import CommandError
 
 
 @pytest.fixture

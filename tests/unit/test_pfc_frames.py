@@ -8,7 +8,7 @@ import pytest
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from kvfabric.shell import run
+from fabriccore.commands import run
 from topologies.queues.pfc_frames import (
     MAX_QUANTA,
     duration_for_quanta,

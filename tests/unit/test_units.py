@@ -1,6 +1,6 @@
 import pytest
 
-from kvfabric.units import UnitError, parse_duration_s, parse_rate_bps, parse_size_bytes
+from fabriccore.units import UnitError, parse_duration_s, parse_rate_bps, parse_size_bytes
 
 
 @pytest.mark.parametrize("text,bps", [("100Mbit", 100_000_000), ("1Gbit", 10**9),

@@ -11,8 +11,8 @@ import platform
 from collections.abc import Sequence
 from pathlib import Path
 
-from kvfabric.naming import BPF_PIN_DIR
-from kvfabric.shell import CommandError, netns_argv, run
+from fabriccore.commands import CommandError, netns_argv, run
+from fabriccore.naming import BPF_PIN_DIR
 
 
 def cache_dir() -> Path:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvfabric.naming import BPF_PIN_DIR
+from fabriccore.naming import BPF_PIN_DIR
 from topologies.queues.bpf_syscall import (
     BPF_F_LOCK,
     BpfMap,

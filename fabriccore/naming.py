@@ -16,6 +16,8 @@ BPF_PIN_DIR = Path("/sys/fs/bpf/kvfabric")
 #: Runtime state: the global lock and the record of what the current run started.
 RUN_DIR = Path("/run/kvfabric")
 LOCK_PATH = RUN_DIR / "fabric.lock"
+#: Where iproute2 (and pyroute2) keep named network namespaces.
+NETNS_DIR = Path("/run/netns")
 
 NODE_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 IFNAMSIZ = 15
