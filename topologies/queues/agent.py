@@ -45,7 +45,7 @@ from .agent_records import AgentRecords
 from .agent_registry import register
 from .backlog_sampler import BacklogSampler
 from .dataplane_errors import DataplaneErrors
-from .ebpf_marker import TL_BIN_NS
+from .marker_layout import TL_BIN_NS
 from .marker_sync import MarkerSync
 from .pfc_control import PfcControl
 from .port_runtime import PortRuntime

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .ebpf_marker import TimelineBin
+from .marker_readings import TimelineBin
 from .port_runtime import PortRuntime
 from .tc_netlink import QdiscStats
 

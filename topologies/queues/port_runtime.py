@@ -4,7 +4,7 @@ the PFC state it keeps as a sender of PAUSE and as a paused transmitter, and its
 from __future__ import annotations
 
 from .agent_config import ClassConfig, PortConfig
-from .ebpf_marker import MarkerHandle
+from .marker_handle import MarkerHandle
 from .pfc_frames import MAX_QUANTA, PFC_QUANTUM_BITS, pfc_frame
 from .pfc_model import PfcState
 from .pfc_sockets import PfcSockets
