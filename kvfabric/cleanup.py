@@ -71,7 +71,7 @@ def our_qos_rows(notes: list[str] | None = None) -> list[str]:
 
 def our_agents() -> list[int]:
     """Queue agents (root namespace) still running: each registers its pid in a file."""
-    from topologies.queues.agent import live_agent_pids
+    from topologies.queues.agent_registry import live_agent_pids
 
     return live_agent_pids()
 
@@ -113,7 +113,7 @@ def clean(notes: list[str] | None = None) -> dict[str, list]:
     listed, what could be is still removed, then ListingError is raised."""
     from topologies import netlink, openflow
     from topologies.ovs_send_buffer import restore
-    from topologies.queues.agent import stop_agents
+    from topologies.queues.agent_registry import stop_agents
 
     incomplete = None
     try:

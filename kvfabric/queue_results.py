@@ -6,7 +6,7 @@ queues/ecn.csv             per port and class: packets, ECT packets, CE marks, C
                            and the marks per queue-depth bucket (eBPF program)
 queues/telemetry.csv       100 us bins per port and class: deepest queue a packet found, marks
 queues/queue_samples.csv   real qdisc backlog per agent sweep (rows on change)
-queues/pfc_events.csv, pfc_counters.csv, agent.json   see topologies/queues/agent.py
+queues/pfc_events.csv, pfc_counters.csv, agent.json   see topologies/queues/agent_records.py
 """
 
 from __future__ import annotations
@@ -93,10 +93,10 @@ def analyse_queues(run_dir: Path, scale: Scale) -> dict[str, Any]:
 def pfc_failure(queue_summary: dict[str, Any], pfc_on: bool) -> str | None:
     """Why PFC could not act in this run (the queue agent's failed data-plane calls), or
     None when every pause, resume and backlog read went through."""
-    from topologies.queues.agent import QueueAgent
+    from topologies.queues.dataplane_errors import PFC_OPERATIONS
 
     errors = queue_summary.get("agent_dataplane_errors") or {}
-    failed = {op: e for op, e in errors.items() if op in QueueAgent.PFC_OPERATIONS}
+    failed = {op: e for op, e in errors.items() if op in PFC_OPERATIONS}
     if not pfc_on or not failed:
         return None
     return "PFC could not act: " + "; ".join(

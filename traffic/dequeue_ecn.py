@@ -20,7 +20,7 @@ import time
 
 from topologies.queues.bpf_syscall import BPF_F_LOCK, BpfMap, map_fd_by_id
 
-# Layouts of ecn_marker.bpf.c (as in topologies/queues/ebpf_marker.py).
+# Layouts of ecn_marker.bpf.c (as in topologies/queues/marker_layout.py).
 _CFG = struct.Struct("=8QII")
 _VQ = struct.Struct("=IIqQq")
 _ADJ = struct.Struct("=q")

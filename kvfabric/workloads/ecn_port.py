@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from topologies.fabric import Fabric, Port
-from topologies.queues.ebpf_marker import MarkerHandle, attach_marker, pin_dir_for
+from topologies.queues.ebpf_marker import attach_marker
+from topologies.queues.marker_handle import MarkerHandle
+from topologies.queues.marker_pins import pin_dir_for
 from topologies.queues.spec import PortQueues, TrafficClass, hpcc_ecn_ramp
 from topologies.shaping import htb_burst_bytes
 from wire.dscp import DEFAULT_DSCP_MAP, LOSSLESS, PRIORITY_DEFAULT, DscpMap

@@ -28,7 +28,9 @@ import pytest
 
 from fabriccore.commands import run
 from kvfabric.lock import fabric_lock
-from topologies.queues.ebpf_marker import MAP_NAMES, MarkerHandle, attach_marker
+from topologies.queues.ebpf_marker import attach_marker
+from topologies.queues.marker_handle import MarkerHandle
+from topologies.queues.marker_layout import MAP_NAMES
 from topologies.queues.spec import EcnRamp, PortQueues, TrafficClass
 
 pytestmark = [

@@ -19,17 +19,16 @@ def _agent(tmp_path) -> QueueAgent:
                       "02:00:00:00:00:01", "l1", 100_000_000, 1500, [lossless])
     agent = QueueAgent(AgentConfig(str(tmp_path), [port], telemetry=False))
     agent.ports[0].route = BrokenRoute()
-    for name in ("samples_file", "events_file", "telemetry_file"):
-        setattr(agent, name, (tmp_path / name).open("w"))
+    agent.records.open()
     return agent
 
 
 def test_a_pause_that_cannot_be_applied_is_counted_and_fails_the_run(tmp_path):
     agent = _agent(tmp_path)
     port = agent.ports[0]
-    agent._set_paused(port, port.cfg.classes[0], True)
-    agent._set_paused(port, port.cfg.classes[0], False)
-    agent._finish()
+    agent.pfc.set_paused(port, port.cfg.classes[0], True)
+    agent.pfc.set_paused(port, port.cfg.classes[0], False)
+    agent.finish()
     errors = json.loads((tmp_path / "agent.json").read_text())["dataplane_errors"]
     assert errors["set_paused"]["count"] == 2
     assert "h1-eth0" in errors["set_paused"]["first"]

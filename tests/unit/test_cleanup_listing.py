@@ -15,7 +15,7 @@ from kvfabric import cleanup, cli
 def no_host(monkeypatch, tmp_path):
     """Listers that find nothing; removers that must not be called with anything."""
     from topologies import netlink, openflow
-    from topologies.queues import agent
+    from topologies.queues import agent_registry
 
     monkeypatch.setenv("KVFABRIC_LOCK_PATH", str(tmp_path / "fabric.lock"))
     monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
@@ -28,7 +28,7 @@ def no_host(monkeypatch, tmp_path):
 
     def remover(name):
         return lambda items=(), *_a, **_k: removed.extend(items)
-    monkeypatch.setattr(agent, "stop_agents", remover("agents"))
+    monkeypatch.setattr(agent_registry, "stop_agents", remover("agents"))
     monkeypatch.setattr(openflow, "delete_bridges", remover("bridges"))
     monkeypatch.setattr(openflow, "delete_qos_rows", remover("qos"))
     monkeypatch.setattr(netlink, "delete_root_interfaces", remover("interfaces"))

@@ -11,8 +11,9 @@
         │                class has red as the leaf (or under the tbf, at (30+i):).
 
 Packets are classified by DSCP by the eBPF program at clsact egress, which sets skb->priority
-to the class's HTB classid (see ebpf_marker); the same program marks ECN where the kernel has
-no RED. Linux has no plug qdisc here (nor on many distribution kernels), hence TBF for pause.
+to the class's HTB classid (see MarkerHandle.configure); the same program marks ECN where the
+kernel has no RED. Linux has no plug qdisc here (nor on many distribution kernels), hence TBF
+for pause.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@
  * a little under its rate, so userspace may fold in corrections from the real qdisc backlog
  * through kvf_adj. ECT packets are marked CE on the RED ramp of the depth they find; Not-ECT
  * packets are never marked.
- * Userspace (topologies/queues/ebpf_marker.py) fills the DSCP and class maps and reads the
- * counters; struct layouts here must match the ctypes structures there.
+ * Userspace (topologies/queues/marker_handle.py) fills the DSCP and class maps and reads the
+ * counters; struct layouts here must match the structures of topologies/queues/marker_layout.py.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>

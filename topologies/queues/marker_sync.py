@@ -1,0 +1,46 @@
+"""What the queue agent does with each port's eBPF marker besides pausing it: pull its virtual
+queues onto the real backlogs (resync), and copy its 100 us telemetry bins to telemetry.csv."""
+
+from __future__ import annotations
+
+from .agent_records import AgentRecords
+from .dataplane_errors import DataplaneErrors
+from .port_runtime import PortRuntime
+
+
+class MarkerSync:
+    def __init__(self, ports: list[PortRuntime], records: AgentRecords,
+                 errors: DataplaneErrors):
+        self.ports = ports
+        self.records = records
+        self.errors = errors
+        self._last_resync: dict[tuple[str, str], int] = {}
+
+    def resync(self, backlog: dict[tuple[str, int], int]) -> None:
+        """backlog: (port_id, priority) -> real bytes, of every class of every port. Switch
+        ports only, and not while PFC pauses the class (its virtual queue does not drain)."""
+        for port in self.ports:
+            if port.marker is None or port.cfg.role == "host":
+                continue
+            for cls in port.cfg.classes:
+                real = backlog.get((port.cfg.port_id, cls.priority))
+                if real is None or cls.priority in port.paused_until:
+                    continue
+                key = (port.cfg.port_id, cls.name)
+                if real == 0 and self._last_resync.get(key) == 0:
+                    continue  # idle: the virtual queue has drained by itself
+                self._last_resync[key] = real
+                try:
+                    port.marker.resync(cls.name, lambda r=real: r)
+                except (OSError, KeyError) as exc:
+                    self.errors.failed("resync", port.cfg.node, port.cfg.ifname, exc)
+
+    def read_telemetry(self) -> None:
+        for port in self.ports:
+            if port.marker is None:
+                continue
+            try:
+                bins = port.marker.read_timeline()
+            except (OSError, ValueError):
+                continue
+            self.records.telemetry_bins(port, bins)
