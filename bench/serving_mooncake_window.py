@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         argv_run += ["--set", item]
     proc = subprocess.run(argv_run)
     runs = sorted((Path(args.results) / "serving_disagg").iterdir())
+    if not (runs[-1] / "summary.json").is_file():
+        print(f"kvfabric run exited {proc.returncode} without a summary.json in {runs[-1]}: "
+              "see its run.log (and dmesg, if it was killed)", file=sys.stderr)
+        return proc.returncode or 1
     summary = json.loads((runs[-1] / "summary.json").read_text())
     results = summary.get("results") or {}
     print(json.dumps({"status": summary["status"], "run": str(runs[-1]),

@@ -12,12 +12,15 @@ queues/pfc_events.csv, pfc_counters.csv, agent.json   see topologies/queues/agen
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import results
 from .dilation import Scale
-from .queue_plot import busiest_ports, plot_summary
+from .queue_plot import TelemetryFile, TelemetryView, plot_summary
 
 
 def write_queue_counters(run_dir: Path, fabric) -> None:
@@ -83,7 +86,7 @@ def analyse_queues(run_dir: Path, scale: Scale) -> dict[str, Any]:
         "agent_sweep_p99_target_us": scale.target_s(agent["sweep_period_p99_s"]) * 1e6
         if agent.get("sweep_period_p99_s") is not None else None,
     }
-    telemetry = results.read_csv(q / "telemetry.csv")
+    telemetry = TelemetryView.read(TelemetryFile(q / "telemetry.csv"))
     summary.update(bottleneck_depth(telemetry))
     summary.update(plot_summary(telemetry, run_dir / "queues.png", scale,
                                 agent.get("telemetry_bin_s")))
@@ -103,15 +106,14 @@ def pfc_failure(queue_summary: dict[str, Any], pfc_on: bool) -> str | None:
         f"{e['count']} failed {op} (first: {e['first']})" for op, e in sorted(failed.items()))
 
 
-def bottleneck_depth(rows: list[dict[str, str]]) -> dict[str, Any]:
+def bottleneck_depth(rows: Iterable[dict[str, str]] | TelemetryView) -> dict[str, Any]:
     """Queue depth (from 100 us bins) at the port and class that held the most bytes while
     queued (``queue_plot.busiest_ports``): the run's bottleneck."""
-    top = busiest_ports(rows, 1)
-    if not top:
+    view = rows if isinstance(rows, TelemetryView) else TelemetryView.read(rows, 1)
+    if not view.busiest:
         return {}
-    key = top[0]
-    depths = sorted(int(r["max_depth_bytes"]) for r in rows
-                    if (r["node"], r["port"], r["class"]) == key)
+    key = view.busiest[0]
+    depths = np.sort(view.traces[key].depth).tolist()
     if not depths[-1]:
         return {}
     pick = lambda q: depths[min(len(depths) - 1, int(q * len(depths)))]  # noqa: E731
