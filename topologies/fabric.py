@@ -27,6 +27,7 @@ from wire.frames import frame_bytes
 from . import l3, netlink, openflow
 from .addressing import LinkPlan, host_addresses, plan_links
 from .leafspine import FabricTopo
+from .process_lifetime import die_with_parent
 from .queues import port_qdiscs
 from .queues.settings import QueueSettings
 from .shaping import egress_stats, htb_burst_bytes, shape_egress
@@ -297,6 +298,9 @@ class Fabric:
         self.agent = subprocess.Popen(
             [sys.executable, "-m", "topologies.queues.agent", str(config_path)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            # from the fork on, not from when the agent has imported its modules: a run
+            # SIGKILLed in between left an agent that `kvfabric clean` could not yet see
+            preexec_fn=die_with_parent,
             cwd=str(Path(__file__).resolve().parent.parent))
         log.close()
         ready = self.queue_dir / ".agent-ready"

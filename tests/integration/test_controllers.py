@@ -61,17 +61,32 @@ def test_all_pairs_reachable_through_controller_rules(tmp_path, app, nothing_lef
     nothing_left()
 
 
+def _why_no_reroute(run_dir) -> str:
+    """What the adaptive controller saw: its pins, reroutes and poll rates, and the busiest
+    uplink samples (failed once in about ten CI runs with no reroute; not reproduced in 9
+    runs by hand)."""
+    events = [json.loads(line) for line in
+              (run_dir / "controller-events.jsonl").read_text().splitlines() if line.strip()]
+    kept = [e for e in events if e.get("kind", e.get("event")) in ("pin", "reroute", "repin")]
+    with (run_dir / "uplinks.csv").open() as f:
+        samples = list(csv.DictReader(f))
+    flows = (run_dir / "flows.csv").read_text()
+    return (f"pins/reroutes: {kept[:20]}; flows: {flows}; "
+            f"uplink samples: {len(samples)}, last: {samples[-3:]}")
+
+
 def test_adaptive_routing_beats_static_ecmp_on_colliding_elephants(tmp_path, nothing_left):
-    figures = {}
+    figures, run_dirs = {}, {}
     for app in ("ecmp", "adaptive"):
-        proc, _, summary = _run("ecmp_collision", tmp_path / app,
-                                f"fabric.controller={app}")
+        proc, run_dirs[app], summary = _run("ecmp_collision", tmp_path / app,
+                                            f"fabric.controller={app}")
         assert proc.returncode == 0, proc.stderr[-2000:]
         results = summary["results"]
         assert results["collided_on"], "the probes must find colliding five-tuples"
         figures[app] = results
     assert figures["ecmp"]["reroutes"] == 0
-    assert figures["adaptive"]["reroutes"] >= 1
+    assert figures["adaptive"]["reroutes"] >= 1, (
+        f"{figures['adaptive']}; {_why_no_reroute(run_dirs['adaptive'])}")
     # Two 50 Mbit/s elephants on one 50 Mbit/s spine link vs one each on two.
     assert figures["adaptive"]["aggregate_throughput_bps"] > \
         1.3 * figures["ecmp"]["aggregate_throughput_bps"]
