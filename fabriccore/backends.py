@@ -55,7 +55,7 @@ class Backends:
     def ovs_datapath_type(self) -> str:
         """The bridges' OVSDB datapath_type: ``system``, else ``netdev`` (the userspace
         datapath; without OVS at all, creating the bridges fails and says so)."""
-        return "system" if self.ovs_datapath == "system" else "netdev"
+        return datapath_type(self.ovs_datapath)
 
     def to_dict(self) -> dict[str, str]:
         """The form env.json and ``kvfabric doctor --json`` show."""
@@ -65,3 +65,9 @@ class Backends:
     def from_dict(cls, data: Mapping[str, str]) -> Backends:
         return cls(**{k: data[k] for k in ("ecn_marking", "ovs_datapath", "delay",
                                            "strict_priority")})
+
+
+def datapath_type(choice: str) -> str:
+    """OVSDB datapath_type of an OVS datapath choice (``system``/``user``/``none``, as the
+    probe and the spec's fabric.ovs_datapath name them): ``system``, else ``netdev``."""
+    return "system" if choice == "system" else "netdev"

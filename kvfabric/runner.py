@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from controllers.process import start_for_run as start_controller
+from fabriccore.backends import datapath_type
 from fabriccore.capabilities import probe_host
 from topologies.fabric import Fabric
 
@@ -33,7 +34,7 @@ from .queue_results import (
     write_queue_counters,
 )
 from .report import write_run_report
-from .signals import EXIT_INTERRUPTED, Interrupted, SignalGuard
+from .signals import EXIT_INTERRUPTED, SignalGuard
 from .spec import Spec, to_toml
 from .workloads import WORKLOADS
 
@@ -209,7 +210,7 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress,
                 controller.raise_if_dead()
             timings["workload_s"] = time.perf_counter() - started
             collect_counters(ctx, before)
-    except (Exception, KeyboardInterrupt, Interrupted) as exc:
+    except (Exception, KeyboardInterrupt) as exc:  # Interrupted is a KeyboardInterrupt
         status, error = failure_status(exc)
         log.error("run %s: %s\n%s", status, error, traceback.format_exc())
     return finish_run(ctx, controller, status, error, timings, guard, handler)
@@ -217,7 +218,7 @@ def _run_locked(spec, topo, capture_links, run_dir: Path, progress: Progress,
 
 def failure_status(exc: BaseException) -> tuple[str, str]:
     """(status, error) of a run cut short by exc."""
-    status = "interrupted" if isinstance(exc, (KeyboardInterrupt, Interrupted)) else "failed"
+    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
     return status, _describe(exc)
 
 
@@ -350,7 +351,7 @@ def _record_queue_backends(run_dir: Path, fabric: Fabric) -> None:
 
 
 def _ovs_datapath(setting: str) -> str:
-    return {"user": "netdev", "system": "system"}.get(setting, "auto")
+    return "auto" if setting == "auto" else datapath_type(setting)
 
 
 def _describe(exc: BaseException) -> str:
