@@ -4,13 +4,13 @@ Design (why elephant rerouting): with a two-tier fabric the only path choice is 
 leaf's uplink. Every flow starts on a hashed uplink, as with ECMP, so mice cost the controller
 nothing beyond one packet-in. The controller polls the leaves' uplink counters (port stats)
 every few milliseconds and the per-flow counters of its exact-match rules less often. When an
-uplink stays above ``congested_util`` for ``sustain_samples`` consecutive polls while carrying
-two or more elephants (a single flow filling a link cannot be helped by moving it), the
-smallest elephant moves to the least-loaded live alternative, if that one has room for it.
-One move per leaf per ``holddown_s`` lets TCP settle on the new split, which avoids the
-oscillation of re-deciding on rates that have not yet converged. Flowlet switching would react
-within a flow too, but needs per-packet gap detection that userspace OpenFlow cannot express;
-weighted groups would move whole hash buckets (mice with the elephants).
+uplink stays above ``congested_util`` for ``sustain_s`` while carrying two or more elephants (a
+single flow filling a link cannot be helped by moving it), the smallest elephant moves to the
+least-loaded live alternative, if that one has room for it. One move per leaf per
+``holddown_s`` lets TCP settle on the new split, which avoids the oscillation of re-deciding on
+rates that have not yet converged. Flowlet switching would react within a flow too, but needs
+per-packet gap detection that userspace OpenFlow cannot express; weighted groups would move
+whole hash buckets (mice with the elephants).
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 class AdaptiveParams:
     congested_util: float = 0.85
     window_s: float = 0.03           # utilisation is averaged over this window of polls ...
-    sustain_samples: int = 2         # ... and must stay high for this many polls
+    sustain_s: float = 0.1           # ... and must stay high this long: longer than a burst
+    # such as a path probe (256 KiB at 50 Mbit/s is 42 ms). A flow's rate is averaged over
+    # up to a second, so a burst that has ended still looks like an elephant; two bursts on
+    # one uplink 0.15 s apart would otherwise move a flow that is no longer sending.
     elephant_fraction: float = 0.1   # a flow above this fraction of the link rate ...
     flow_window_s: float = 1.0       # ... averaged over up to this long (at least 0.2 s):
     # userspace OVS credits OpenFlow rule counters only when its revalidators run (every
@@ -71,7 +74,7 @@ class LoadMonitor:
     capacity_bps: dict[tuple[str, int], int]          # (switch, uplink) -> link rate
     ports: dict[tuple[str, int], _Window] = field(default_factory=dict)
     flows: dict[tuple[str, tuple], _Window] = field(default_factory=dict)
-    hot_samples: dict[tuple[str, int], int] = field(default_factory=dict)
+    hot_since: dict[tuple[str, int], float] = field(default_factory=dict)
     last_move_s: dict[str, float] = field(default_factory=dict)
 
     def port_sample(self, switch: str, port: int, now_s: float, tx_bytes: int) -> float:
@@ -82,8 +85,10 @@ class LoadMonitor:
         rate = self.ports.setdefault(key, _Window(self.params.window_s)).update(now_s,
                                                                               tx_bytes)
         util = rate / self.capacity_bps[key]
-        self.hot_samples[key] = self.hot_samples.get(key, 0) + 1 \
-            if util >= self.params.congested_util else 0
+        if util < self.params.congested_util:
+            self.hot_since.pop(key, None)
+        else:
+            self.hot_since.setdefault(key, now_s)
         return util
 
     def flow_sample(self, switch: str, flow: tuple, now_s: float, byte_count: int) -> None:
@@ -99,8 +104,10 @@ class LoadMonitor:
         capacity = self.capacity_bps.get((switch, port))
         return counter.rate_bps / capacity if counter and capacity else 0.0
 
-    def congested(self, switch: str, port: int) -> bool:
-        return self.hot_samples.get((switch, port), 0) >= self.params.sustain_samples
+    def congested(self, switch: str, port: int, now_s: float) -> bool:
+        """Above congested_util in every sample of the last sustain_s."""
+        since = self.hot_since.get((switch, port))
+        return since is not None and now_s - since >= self.params.sustain_s
 
     def decide(self, switch: str, now_s: float, placements: dict[tuple, int],
                candidates: Callable[[tuple], tuple[int, ...]]) -> Move | None:
@@ -108,8 +115,8 @@ class LoadMonitor:
         candidates(flow) gives the live uplinks that flow may use."""
         if now_s - self.last_move_s.get(switch, -1e9) < self.params.holddown_s:
             return None
-        for (sw, port), _ in sorted(self.hot_samples.items()):
-            if sw != switch or not self.congested(sw, port):
+        for sw, port in sorted(self.hot_since):
+            if sw != switch or not self.congested(sw, port, now_s):
                 continue
             capacity = self.capacity_bps[(sw, port)]
             elephants = sorted(
@@ -128,7 +135,7 @@ class LoadMonitor:
                 if room < self.params.elephant_fraction * capacity:
                     continue
                 self.last_move_s[switch] = now_s
-                self.hot_samples[(sw, port)] = 0
+                self.hot_since.pop((sw, port), None)
                 return Move(sw, flow, port, target, rate, self.util(sw, port),
                             self.util(sw, target))
         return None

@@ -38,7 +38,14 @@ def analyse(run_dir: Path, spec) -> dict[str, Any]:
     series = rates(samples)
     reroutes = [e for e in controller_events(run_dir, "reroute") if e["t"] >= min(starts)]
     summary["reroutes"] = len(reroutes)
-    summary["reroutes_before_start"] = len(controller_events(run_dir, "reroute")) - len(reroutes)
+    early = [e for e in controller_events(run_dir, "reroute") if e["t"] < min(starts)]
+    summary["reroutes_before_start"] = len(early)
+    # A picked connection moved while probing no longer takes the uplink its probe saw: the
+    # elephants' collision is then not known, so none is claimed.
+    picked = {int(f["sport"]) for f in flows}
+    summary["picked_moved_before_start"] = sum(e["flow"][3] in picked for e in early)
+    if summary["picked_moved_before_start"]:
+        summary["collided_on"] = None
     hot = summary["collided_on"]
     if hot:
         onset = next((r["t"] for r in series if r["iface"] == hot

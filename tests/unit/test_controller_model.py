@@ -98,6 +98,47 @@ def test_a_link_below_the_threshold_is_left_alone():
     assert _feed(_busy_monitor(), 2.0, 30e6, {("a",): 15e6, ("b",): 15e6}, placements) == []
 
 
+def test_a_burst_shorter_than_sustain_moves_nothing():
+    """ecmp_collision's path probes: each flow's 256 KiB burst fills the uplink for 42 ms, and
+    a flow's rate is averaged over up to a second, so two flows whose bursts have ended both
+    still look like elephants. Moving one then would move a flow that no longer sends (and
+    whose probed path the workload has already recorded)."""
+    monitor, placements = _busy_monitor(), {("a",): 3, ("b",): 3}
+    sustain_s = AdaptiveParams().sustain_s
+    moves, t, port_bytes = [], 0.0, 0
+    for i in range(200):                    # 2 s of 10 ms polls
+        t = (i + 1) * 0.01
+        if 0.30 <= t < 0.30 + 0.042:       # b's probe, just after a's
+            port_bytes += int(50e6 / 8 * 0.01)
+        monitor.port_sample("l1", 3, t, port_bytes)
+        monitor.port_sample("l1", 4, t, 0)
+        for flow in placements:             # both credited with a probe's bytes in 0.25 s
+            monitor.flow_sample("l1", flow, t, 0 if t < 0.25 else 256 * 1024)
+        if monitor.decide("l1", t, placements, lambda f: (3, 4)):
+            moves.append(t)
+    assert 0.042 + 0.03 < sustain_s
+    assert moves == []
+
+
+def test_congestion_must_hold_in_every_sample_for_sustain():
+    """One sample below the threshold restarts the wait: a sawtooth that dips below
+    congested_util now and then is not a sustained overload."""
+    monitor, placements = _busy_monitor(), {("a",): 3, ("b",): 3}
+    flow_bytes, moves, port_bytes = 0, [], 0
+    for i in range(300):
+        t = (i + 1) * 0.01
+        dip = i % 8 == 7                    # one light 10 ms in every 80 ms
+        port_bytes += int((10e6 if dip else 50e6) / 8 * 0.01)
+        monitor.port_sample("l1", 3, t, port_bytes)
+        monitor.port_sample("l1", 4, t, 0)
+        flow_bytes += int(24e6 / 8 * 0.01)
+        for flow in placements:
+            monitor.flow_sample("l1", flow, t, flow_bytes)
+        if monitor.decide("l1", t, placements, lambda f: (3, 4)):
+            moves.append(t)
+    assert moves == []
+
+
 def _raw(**sections):
     raw = {"experiment": {"name": "t"}, "fabric": {"mode": "openflow", "controller": "ecmp"},
            "workload": {"kind": "tcp_incast"}}
