@@ -61,13 +61,17 @@ def attainment_curve(requests: Sequence[Request], config: ClusterConfig,
 
 def compare_policies(requests: Sequence[Request], config: ClusterConfig,
                      transfer: Callable[[], TransferPort], slo: Slo | None = None,
-                     mode: str = "disaggregated") -> dict[str, dict]:
+                     mode: str = "disaggregated",
+                     per_policy: dict[str, Callable[[], TransferPort]] | None = None
+                     ) -> dict[str, dict]:
     """Per routing policy: prefix-hit share, bytes over the fabric and TTFT percentiles
-    (what KV-aware routing saves the network)."""
+    (what KV-aware routing saves the network). ``per_policy``: a policy's own transfer
+    factory (e.g. the times its own pass measured), in place of ``transfer``."""
     out = {}
     for policy in POLICIES:
+        port = (per_policy or {}).get(policy, transfer)
         run = serve(requests, mode, replace(config, policy=policy),
-                    transfer() if mode == "disaggregated" else None)
+                    port() if mode == "disaggregated" else None)
         summary = run.summary(slo)
         out[policy] = {key: summary[key] for key in
                        ("prefix_hit_share", "fabric_bytes", "ttft_s", "slo_attainment")

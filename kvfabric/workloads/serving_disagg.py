@@ -65,6 +65,9 @@ FIELDS = [
                                min_output_tokens=2),
     Field("policy", "choice", "kv_aware", "routing policy of the run on the fabric",
           choices=POLICIES),
+    Field("policies_on_fabric", "bool", False, "carry the other routing policies' transfers "
+          "on the fabric too, one pass each after the run's own, so the per-policy table "
+          "reads each policy's measured transfers (default: it replays the run's)"),
     Field("transfer_mode", "choice", "whole", "KV transfer: whole (one RDMA WRITE when the "
           "prefill ends) or layerwise (a WRITE per layer as the prefill computes it)",
           choices=TRANSFER_MODES),
@@ -168,19 +171,43 @@ def run(ctx) -> None:
     ctx.record("trace_mapping", mapping)
     config = cluster_config(workload)
     host_of = instance_hosts(fabric.topo.host_names(), workload)
+    ctx.record("instances", host_of)
+    started = time.monotonic()
+    live = _carry(ctx, requests, config, host_of, ctx.run_dir / "roce")
+    others = {}
+    if workload["policies_on_fabric"]:
+        for policy in (p for p in POLICIES if p != config.policy):
+            ctx.progress.update("serving", f"policy {policy} on the fabric")
+            others[policy] = _carry(ctx, requests, replace(config, policy=policy), host_of,
+                                    ctx.run_dir / "roce" / f"policy_{policy}").transfers
+    ctx.record("workload_s", time.monotonic() - started)
+    ctx.record("report_lag_target_s_max", max(live.late_s, default=0.0))
+    ctx.record("post_lag_target_s_max", max((t.post_lag_s for t in live.transfers),
+                                            default=0.0))
+    write_results(ctx.run_dir, requests, config, workload, live.records, live.transfers,
+                  others)
+    ctx.facts.setdefault("approximations", []).extend([
+        *model_notes(workload, f"measured on the fabric; time dilation {d:g} (results in "
+                               "target units)"),
+        "the fabric runs only while a transfer is in flight: idle stretches of the trace are "
+        "skipped (nothing on the fabric can change then)",
+    ])
+
+
+def _carry(ctx, requests, config: ClusterConfig, host_of: dict[str, str], out_dir: Path):
+    """One pass of the serving model with every transfer on the fabric, through RoCE
+    endpoints started for it (their files in ``out_dir``) and stopped after it."""
+    workload = ctx.spec.workload
     decode = [host_of[f"decode{j}"] for j in range(workload["decode"])]
     prefill = [host_of[f"prefill{i}"] for i in range(workload["prefill"])]
-    ctx.record("instances", host_of)
-    out_dir = ctx.run_dir / "roce"
-    out_dir.mkdir(exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     receivers = _start_receivers(ctx, decode, prefill, out_dir)
     senders = _start_senders(ctx, decode, prefill, out_dir)
     _start_together(list(senders.items()))
-    started = time.monotonic()
     try:
-        live = drive(requests, config, senders=senders, host_of=host_of,
+        return drive(requests, config, senders=senders, host_of=host_of,
                      qpn=lambda src, dst: _qpns(prefill.index(src), decode.index(dst))[0],
-                     nic_bytes=nic0_bytes(workload), dilation=d,
+                     nic_bytes=nic0_bytes(workload), dilation=ctx.spec.scale.dilation,
                      timeout_s=workload["timeout"],
                      on_progress=lambda text: ctx.progress.update("serving", text))
     finally:
@@ -195,17 +222,6 @@ def run(ctx) -> None:
         for proc in receivers:
             proc.terminate()
             proc.communicate(timeout=30)
-    ctx.record("workload_s", time.monotonic() - started)
-    ctx.record("report_lag_target_s_max", max(live.late_s, default=0.0))
-    ctx.record("post_lag_target_s_max", max((t.post_lag_s for t in live.transfers),
-                                            default=0.0))
-    write_results(ctx.run_dir, requests, config, workload, live.records, live.transfers)
-    ctx.facts.setdefault("approximations", []).extend([
-        *model_notes(workload, f"measured on the fabric; time dilation {d:g} (results in "
-                               "target units)"),
-        "the fabric runs only while a transfer is in flight: idle stretches of the trace are "
-        "skipped (nothing on the fabric can change then)",
-    ])
 
 
 def instance_hosts(hosts: list[str], workload: dict[str, Any]) -> dict[str, str]:
@@ -219,16 +235,20 @@ def instance_hosts(hosts: list[str], workload: dict[str, Any]) -> dict[str, str]
 
 
 def write_results(run_dir: Path, requests, config: ClusterConfig, workload: dict[str, Any],
-                  records, transfers: list[MeasuredTransfer]) -> None:
+                  records, transfers: list[MeasuredTransfer],
+                  other_policies: dict[str, list[MeasuredTransfer]] | None = None) -> None:
     """The raw files ``analyse`` reads, from the disaggregated run's records and its
     transfers' times (measured on the fabric, or simulated): both modes' requests, the
-    transfers, and the offline attainment and policy tables."""
+    transfers, and the offline attainment and policy tables. ``other_policies``: the
+    transfers each other routing policy's own pass measured (``transfers_<policy>.csv``)."""
     colocated = serve(requests, "colocated", config)
     write_rows(run_dir / "requests_disaggregated.csv", [asdict(r) for r in records])
     write_rows(run_dir / "requests_colocated.csv", [asdict(r) for r in colocated.records])
-    write_rows(run_dir / "transfers.csv", [asdict(t) for t in transfers],
-               [f.name for f in fields(MeasuredTransfer)])
-    _write_offline(run_dir, requests, config, workload, transfers)
+    columns = [f.name for f in fields(MeasuredTransfer)]
+    write_rows(run_dir / "transfers.csv", [asdict(t) for t in transfers], columns)
+    for policy, theirs in (other_policies or {}).items():
+        write_rows(run_dir / f"transfers_{policy}.csv", [asdict(t) for t in theirs], columns)
+    _write_offline(run_dir, requests, config, workload, transfers, other_policies or {})
 
 
 def model_notes(workload: dict[str, Any], transfers_are: str,
@@ -241,9 +261,13 @@ def model_notes(workload: dict[str, Any], transfers_are: str,
         f"transfers are {transfers_are}, NIC 0's share of each instance's "
         f"{workload['gpus_per_instance']} NICs",
         "goodput and the attainment curve are searched on the run's requests repeated "
-        f"{workload['goodput_repeats']} times back to back, and with the per-policy table "
-        f"replay each request's {timed} transfer time (congestion and bytes as {timed} at "
-        "the run's rate and policy) at the other rates and under the other policies",
+        f"{workload['goodput_repeats']} times back to back, replaying each request's {timed} "
+        f"transfer time (congestion and bytes as {timed} at the run's rate) at the other "
+        "rates",
+        "the per-policy table: each routing policy's transfers carried on the fabric in a "
+        "pass of its own" if workload.get("policies_on_fabric") and timed == "measured" else
+        f"the per-policy table replays the run's policy's {timed} transfer times under the "
+        "other policies (workload.policies_on_fabric = true carries each on the fabric)",
     ]
 
 
@@ -285,13 +309,21 @@ def _start_senders(ctx, decode: list[str], prefill: list[str], out_dir: Path) ->
     return senders
 
 
-def _write_offline(run_dir: Path, requests, config: ClusterConfig, workload: dict[str, Any],
-                   transfers: list[MeasuredTransfer]) -> None:
-    """attainment.csv and policies.csv: the model replayed with the measured transfer times."""
-    slo = Slo(workload["ttft_slo_s"], workload["tpot_slo_s"])
+def _recorded(transfers: list[MeasuredTransfer]):
+    """A factory of transfer ports that replay these transfers' times (unknown requests:
+    the median)."""
     measured = {t.request_index: t.arrived_s - t.start_s for t in transfers}
     fallback = float(np.median(list(measured.values()))) if measured else 0.0
-    port = lambda: RecordedTransfer(measured, default_s=fallback)  # noqa: E731
+    return measured, fallback, lambda: RecordedTransfer(measured, default_s=fallback)
+
+
+def _write_offline(run_dir: Path, requests, config: ClusterConfig, workload: dict[str, Any],
+                   transfers: list[MeasuredTransfer],
+                   other_policies: dict[str, list[MeasuredTransfer]]) -> None:
+    """attainment.csv and policies.csv: the model replayed with the measured transfer times
+    (each policy with its own pass's where it had one on the fabric)."""
+    slo = Slo(workload["ttft_slo_s"], workload["tpot_slo_s"])
+    measured, fallback, port = _recorded(transfers)
     repeated, repeated_measured = repeat_load(requests, measured, workload["goodput_repeats"])
     repeated_port = lambda: RecordedTransfer(repeated_measured, default_s=fallback)  # noqa: E731
     rows = []
@@ -300,11 +332,17 @@ def _write_offline(run_dir: Path, requests, config: ClusterConfig, workload: dic
         for mode, points in curves.items():
             rows += [{"mode": mode, "rate_rps": r, "attainment": a} for r, a in points]
     write_rows(run_dir / "attainment.csv", rows, ["mode", "rate_rps", "attainment"])
-    policies = compare_policies(requests, config, port, slo)
+    own = {policy: _recorded(theirs)[2] for policy, theirs in other_policies.items()}
+    own[config.policy] = port
+    policies = compare_policies(requests, config, port, slo, per_policy=own)
+    carried = {config.policy, *other_policies}
     write_rows(run_dir / "policies.csv", [
         {"policy": name, "prefix_hit_share": p["prefix_hit_share"],
          "fabric_bytes": p["fabric_bytes"], "ttft_p50_s": p["ttft_s"]["p50"],
-         "ttft_p99_s": p["ttft_s"]["p99"], "slo_attainment": p.get("slo_attainment")}
+         "ttft_p99_s": p["ttft_s"]["p99"], "slo_attainment": p.get("slo_attainment"),
+         # own: the times this policy's own pass measured (or simulated); replayed: the
+         # run's policy's times, replayed under this one
+         "transfers": "own" if name in carried else "replayed"}
         for name, p in policies.items()])
 
 

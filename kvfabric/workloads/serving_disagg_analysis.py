@@ -126,6 +126,7 @@ def analyse(run_dir: Path, spec) -> dict[str, Any]:
         out[f"policy_{name}_prefix_hit_share"] = float(row["prefix_hit_share"])
         out[f"policy_{name}_fabric_bytes"] = int(row["fabric_bytes"])
         out[f"policy_{name}_ttft_p50_ms"] = float(row["ttft_p50_s"]) * 1e3
+        out[f"policy_{name}_transfers"] = row.get("transfers", "replayed")
     if all(records[m] for m in MODES):
         plot_latency_cdfs({m: _Run(records[m]) for m in MODES},
                           run_dir / "latency_cdfs.png", slo)

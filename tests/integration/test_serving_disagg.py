@@ -61,10 +61,21 @@ def _check_served(summary: dict, run_dir: Path) -> None:
 
 
 def test_a_small_load_is_served_with_transfers_measured_on_the_fabric(tmp_path, nothing_left):
-    summary, run_dir = _run(tmp_path, "workload.max_requests=3", "workload.input_tokens=1024")
+    """With policies_on_fabric every routing policy's transfers are carried in a pass of
+    their own, and the per-policy table is summarised from them."""
+    summary, run_dir = _run(tmp_path, "workload.max_requests=3", "workload.input_tokens=1024",
+                            "workload.policies_on_fabric=true")
     _check_served(summary, run_dir)
-    assert summary["results"]["disaggregated_requests"] == 3
+    results = summary["results"]
+    assert results["disaggregated_requests"] == 3
     assert summary["facts"]["trace_mapping"]["source"] == "poisson"
+    policies = ("kv_aware", "round_robin", "least_loaded")
+    assert {results[f"policy_{p}_transfers"] for p in policies} == {"own"}
+    for policy in ("round_robin", "least_loaded"):
+        with (run_dir / f"transfers_{policy}.csv").open() as f:
+            theirs = list(csv.DictReader(f))
+        assert len(theirs) == 3 and all(float(t["fct_emulated_s"]) > 0 for t in theirs)
+        assert list((run_dir / "roce" / f"policy_{policy}").glob("*.json"))
     nothing_left()
 
 

@@ -141,6 +141,9 @@ for _name in ("ttft_slo_s", "tpot_slo_s", "goodput_rates", "goodput_repeats"):
     FIELD_MAPPING[("serving_disagg", _name)] = (NOT_NEEDED, "the serving model's metrics, "
                                                 "computed from the simulated transfer times")
 FIELD_MAPPING[("serving_disagg", "transport")] = (MAPPED, "CC_MODE")
+FIELD_MAPPING[("serving_disagg", "policies_on_fabric")] = (
+    NOT_EXPRESSIBLE, "the simulator carries the run's policy; the per-policy table replays "
+    "its simulated transfer times under the other policies")
 FIELD_MAPPING[("serving_disagg", "transfer_mode")] = (MAPPED, "whole transfers, one flow each "
                                                       "(layerwise is refused at validation)")
 for _name in ("mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
