@@ -166,6 +166,8 @@ MODEL_PRESETS: dict[str, KvModel] = {
     # meta-llama/Llama-2-7b-hf: 32 layers, 32 heads = 32 KV heads (MHA), hidden 4096.
     "llama-2-7b": KvModel("llama-2-7b", 32, "mha", num_kv_heads=32, head_dim=128,
                           max_context_tokens=4096),
+    # meta-llama/Llama-2-70b-hf: 80 layers, 8 KV heads, hidden 8192 / 64 heads.
+    "llama-2-70b": _gqa("llama-2-70b", 80, 8, 128, 4096),
     # meta-llama/Meta-Llama-3-8B: 32 layers, 8 KV heads, hidden 4096 / 32 heads.
     "llama-3-8b": _gqa("llama-3-8b", 32, 8, 128, 8192),
     # meta-llama/Meta-Llama-3-70B: 80 layers, 8 KV heads, hidden 8192 / 64 heads.

@@ -17,6 +17,7 @@ def test_llama3_8b_bf16_is_131072_bytes_per_token():
 
 @pytest.mark.parametrize("name,bytes_per_token", [
     ("llama-2-7b", 524_288),  # MHA: 2 x 32 x 32 x 128 x 2
+    ("llama-2-70b", 327_680),  # GQA: 2 x 80 x 8 x 128 x 2
     ("llama-3-70b", 327_680),
     ("llama-3.1-405b", 516_096),
     ("mistral-7b", 131_072),
