@@ -51,6 +51,8 @@ from .serving_disagg_analysis import analyse, write_rows  # noqa: F401  (workloa
 from .serving_fabric import MeasuredTransfer, drive
 
 DEFAULT_METRIC = "goodput_gain"
+#: How long a sender may take to exit once told that no transfer follows (its last reports).
+SENDER_END_TIMEOUT_S = 60.0
 FIELDS = [
     Field("prefill", "int", 3, "prefill instances (hosts after the decode hosts)", minimum=1,
           maximum=64),
@@ -204,24 +206,48 @@ def _carry(ctx, requests, config: ClusterConfig, host_of: dict[str, str], out_di
     receivers = _start_receivers(ctx, decode, prefill, out_dir)
     senders = _start_senders(ctx, decode, prefill, out_dir)
     _start_together(list(senders.items()))
+    finished = False
     try:
-        return drive(requests, config, senders=senders, host_of=host_of,
+        live = drive(requests, config, senders=senders, host_of=host_of,
                      qpn=lambda src, dst: _qpns(prefill.index(src), decode.index(dst))[0],
                      nic_bytes=nic0_bytes(workload), dilation=ctx.spec.scale.dilation,
                      timeout_s=workload["timeout"],
                      on_progress=lambda text: ctx.progress.update("serving", text))
+        finished = True
     finally:
-        for proc in senders.values():
+        _stop_endpoints(senders, receivers, finished)
+    return live
+
+
+def _stop_endpoints(senders: dict, receivers: list, finished: bool) -> None:
+    """After a pass that finished, each sender is told to end once its transfers are out
+    and waited for; after one that was interrupted or failed, the senders are stopped at
+    once (a sender may still be carrying a transfer that nothing will read)."""
+    stuck = []
+    for host, proc in senders.items():
+        if finished:
             try:
                 proc.stdin.write("end\n")
                 proc.stdin.close()
             except (BrokenPipeError, ValueError):
                 pass
-        for proc in senders.values():
-            proc.wait(timeout=60)
-        for proc in receivers:
-            proc.terminate()
+            try:
+                proc.wait(timeout=SENDER_END_TIMEOUT_S)
+                continue
+            except subprocess.TimeoutExpired:
+                stuck.append(host)
+        proc.terminate()
+    for proc in [*senders.values(), *receivers]:
+        proc.terminate()
+        try:
             proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    if stuck:
+        raise RuntimeError(f"RoCE sender(s) on {', '.join(stuck)} did not end within "
+                           f"{SENDER_END_TIMEOUT_S:g} s of the last transfer; see their "
+                           "files under roce/")
 
 
 def instance_hosts(hosts: list[str], workload: dict[str, Any]) -> dict[str, str]:

@@ -85,6 +85,31 @@ def test_a_signal_during_the_workload_interrupts_and_tears_down(tmp_path, nothin
     nothing_left()
 
 
+def test_a_signal_mid_transfer_stops_the_serving_senders_at_once(tmp_path, nothing_left):
+    """A SIGINT while a RoCE sender carries a long KV transfer: the run stops the senders and
+    says it was interrupted. (It used to tell them to end, wait 60 s for a transfer nothing
+    would read, then fail with that wait's TimeoutExpired.)"""
+    # One GPU per instance: NIC 0 carries the whole 8K-token KV, 1 GiB, 86 s at 100 Mbit/s.
+    proc = subprocess.Popen(
+        [KVFABRIC, "run", "serving_disagg", "--results", str(tmp_path / "r"),
+         "--set", "workload.max_requests=1", "--set", "workload.input_tokens=8192",
+         "--set", "workload.gpus_per_instance=1", "--set", "workload.timeout=600s"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    _wait_for_phase(proc, "in flight", seen)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    code, output = _finish(proc, seen)
+    assert code == 130, output[-3000:]
+    # teardown and analysis, not the rest of the transfer (80 s) or a 60 s wait
+    assert time.monotonic() - signalled < 40, output[-3000:]
+    (run_dir,) = (tmp_path / "r" / "serving_disagg").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "SIGINT" in summary["error"], summary["error"]
+    nothing_left()
+
+
 def test_a_run_from_another_directory_with_a_relative_results_root(tmp_path, nothing_left):
     """Child processes (the queue agent, endpoints) get absolute paths."""
     proc = subprocess.run([KVFABRIC, "run", "lossless_incast", "--results", "rel",
