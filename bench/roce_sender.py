@@ -47,9 +47,9 @@ SHORT_CATCH_UP_S = 1e-3
 
 def _qp(src_mac: str, dst_mac: str, rate_bps: float, max_burst_s: float | None = None):
     from traffic.gobackn import Requester
-    from traffic.roce_endpoint import entropy_port
     from traffic.roce_fastpath import DataFrames
     from traffic.roce_packets import Endpoints
+    from traffic.roce_qp_address import entropy_port
     from traffic.roce_requester import DEFAULT_MAX_BURST_S, Pacer, QpSender
 
     ep = Endpoints(src_mac, dst_mac, SRC_IP, DST_IP, entropy_port(0x100))
@@ -62,8 +62,8 @@ def _qp(src_mac: str, dst_mac: str, rate_bps: float, max_burst_s: float | None =
 def worker(args: argparse.Namespace) -> None:
     import select
 
-    from traffic.roce_endpoint import SPIN_S
     from traffic.roce_io import SocketTx, TxRing, open_tx, set_timer_slack_ns
+    from traffic.roce_send import SPIN_S
 
     set_timer_slack_ns(1)
     tx = TxRing(open_tx("eth0"), frames=4096) if args.tx == "ring" else SocketTx(open_tx("eth0"))

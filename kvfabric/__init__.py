@@ -23,7 +23,7 @@ _EXPORTS = {
     "Node": "kvfabric.nodes",
     "PortView": "kvfabric.nodes",
     "CommandError": "fabriccore.commands",
-    "Spec": "kvfabric.spec",
+    "Spec": "kvfabric.resolved_spec",
     "load_spec": "kvfabric.spec",
     "spec_from_dict": "kvfabric.spec",
     "SpecError": "kvfabric.schema",

@@ -52,7 +52,8 @@ class Network:
                  capture: str | None = None, start_controller: bool = True,
                  force: bool = False, lock_wait_s: float | None = None,
                  progress: Progress | None = None, guard: SignalGuard | None = None):
-        from .spec import Spec, load_spec, spec_for_topology, spec_from_dict
+        from .resolved_spec import Spec
+        from .spec import load_spec, spec_for_topology, spec_from_dict
 
         if isinstance(spec, FabricTopo):
             self.topo = spec

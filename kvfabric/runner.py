@@ -34,8 +34,8 @@ from .queue_results import (
     write_queue_counters,
 )
 from .report import write_run_report
+from .resolved_spec import Spec, to_toml
 from .signals import EXIT_INTERRUPTED, SignalGuard
-from .spec import Spec, to_toml
 from .workloads import WORKLOADS
 
 log = logging.getLogger("kvfabric")

@@ -20,7 +20,8 @@ from .engines.hpcc_ns3 import simulator, trace
 from .engines.hpcc_ns3.importer import import_outputs
 from .engines.hpcc_ns3.inputs import build_inputs
 from .engines.hpcc_ns3.plan import NotExportable
-from .spec import Spec, load_spec, to_toml
+from .resolved_spec import Spec, to_toml
+from .spec import load_spec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

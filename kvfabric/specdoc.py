@@ -1,11 +1,12 @@
 """`kvfabric spec-doc`: the spec reference page, generated from the schema's Field definitions.
 
-Sections are discovered, not listed: ``kvfabric.spec.SECTIONS`` (section -> Field list)
-when it exists, else every Field list ``validate`` resolves (``resolve_section("queues",
-QUEUE_FIELDS, ...)``) and any other ``<SECTION>_FIELDS`` list in ``kvfabric.spec``; every
-workload kind in ``WORKLOADS``; and free-form sections described in
-``kvfabric.spec.SECTION_DOCS`` (section -> Markdown). A new section or workload appears on the
-page when it is regenerated, and tests/unit/test_specdoc.py fails until the committed page is.
+Sections are discovered, not listed: ``kvfabric.spec_fields.SECTIONS`` (section -> Field
+list) when it exists, else every Field list ``validate`` (kvfabric/spec_validate.py) resolves
+(``resolve_section("queues", QUEUE_FIELDS, ...)``) and any other ``<SECTION>_FIELDS`` list in
+``kvfabric.spec_fields``; every workload kind in ``WORKLOADS``; and free-form sections
+described in ``kvfabric.spec_fields.SECTION_DOCS`` (section -> Markdown). A new section or
+workload appears on the page when it is regenerated, and tests/unit/test_specdoc.py fails
+until the committed page is.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ _FIRST = ("experiment", "fabric")
 
 
 def spec_sections() -> dict[str, list[Field]]:
-    """Section name -> fields, for every top-level section kvfabric.spec defines."""
-    from . import spec
+    """Section name -> fields, for every top-level section kvfabric.spec_fields defines."""
+    from . import spec_fields, spec_validate
 
-    declared = getattr(spec, "SECTIONS", None)
+    declared = getattr(spec_fields, "SECTIONS", None)
     if isinstance(declared, dict):
         found = {name: list(fields) for name, fields in declared.items()
                  if _is_field_list(fields)}
@@ -45,11 +46,11 @@ def spec_sections() -> dict[str, list[Field]]:
         # (QUEUE_FIELDS is the [queues] section), then any other <NAME>_FIELDS list.
         found, listed = {}, set()
         for name, attr in re.findall(r'resolve_section\(\s*"(\w+)",\s*(\w+)',
-                                     inspect.getsource(spec)):
-            if _is_field_list(getattr(spec, attr, None)):
-                found[name] = list(getattr(spec, attr))
+                                     inspect.getsource(spec_validate)):
+            if _is_field_list(getattr(spec_fields, attr, None)):
+                found[name] = list(getattr(spec_fields, attr))
                 listed.add(attr)
-        for attr, value in vars(spec).items():
+        for attr, value in vars(spec_fields).items():
             name = attr[: -len("_FIELDS")].lower()
             if attr.endswith("_FIELDS") and attr not in listed and _is_field_list(value) \
                     and name not in found:
@@ -60,10 +61,10 @@ def spec_sections() -> dict[str, list[Field]]:
 
 def free_form_sections() -> dict[str, str]:
     """Sections that are not a list of Field (e.g. [tenants]: name -> hosts), documented by
-    Markdown text in ``kvfabric.spec.SECTION_DOCS``."""
-    from . import spec
+    Markdown text in ``kvfabric.spec_fields.SECTION_DOCS``."""
+    from . import spec_fields
 
-    docs = getattr(spec, "SECTION_DOCS", None)
+    docs = getattr(spec_fields, "SECTION_DOCS", None)
     return dict(sorted(docs.items())) if isinstance(docs, dict) else {}
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from . import results
 from .lock import WAIT_ENV, FabricBusy, check_wait_seconds, wait_seconds_from_env
+from .resolved_spec import Spec
 from .schema import SpecError, SpecIssue
-from .spec import Spec
 from .sweep_plan import SweepPlan, make_plan, parse_value, validate_points
 
 STATE_FILE = "sweep.json"

@@ -17,8 +17,9 @@ from typing import Any
 
 import tomllib
 
+from .resolved_spec import Spec
 from .schema import SpecError, SpecIssue
-from .spec import EXPERIMENTS_DIR, Spec, find_spec_file, load_spec
+from .spec import EXPERIMENTS_DIR, find_spec_file, load_spec
 from .toml_file import read_toml
 
 SWEEPS_DIR = EXPERIMENTS_DIR / "sweeps"

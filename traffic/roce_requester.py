@@ -1,7 +1,7 @@
 """The sending side of one live RC QP: go-back-N + DCQCN reaction point + pacing + frames.
 
 Pure and clock-injected like the models it drives (:class:`traffic.gobackn.Requester`,
-:class:`traffic.dcqcn.DcqcnReactionPoint`): the event loop (``traffic.roce_endpoint``) passes
+:class:`traffic.dcqcn.DcqcnReactionPoint`): the event loop (``traffic.roce_send``) passes
 ``now_s`` and a ``send`` callable, tests pass a list's ``append``.
 """
 
@@ -24,7 +24,7 @@ DEFAULT_MAX_BURST_S = 10e-3
 and by up to ~6 ms at the tail (2-3% of each second lost in stalls over 1 ms); with 1 ms of
 catch-up paced flows ran 2-4.5% slow, with 10 ms within 1% (bench/roce_sender.py). The price is
 a burst after a stall; with DCQCN the endpoint caps it at one rate-increase timer period (the
-scale on which DCQCN sets the rate), see ``traffic.roce_endpoint``."""
+scale on which DCQCN sets the rate), see ``traffic.roce_send``."""
 
 
 MAX_LAG_SAMPLES = 200_000

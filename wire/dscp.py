@@ -6,7 +6,7 @@ that marks traffic (`traffic/`): RoCEv2 data and its ACKs/NAKs are sent with the
 DSCP (a RoCE NIC answers in the QP's own traffic class), CNPs with the CNP DSCP (NVIDIA NIC
 defaults ``cnp_dscp`` 48, ``cnp_802p_prio`` 6; see shared/REFERENCES.md), and every other
 DSCP is lossy, priority 0. The spec's ``[queues]`` section may move any of them
-(`kvfabric.spec.dscp_map`).
+(`kvfabric.resolved_spec.Spec.dscp_map`).
 """
 
 from __future__ import annotations

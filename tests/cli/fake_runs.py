@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kvfabric.spec import load_spec, to_toml
+from kvfabric.resolved_spec import to_toml
+from kvfabric.spec import load_spec
 
 
 def fake_run(root: Path, run_id: str, senders: int = 3, status: str = "ok",

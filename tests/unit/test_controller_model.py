@@ -7,7 +7,8 @@ from controllers.adaptive import AdaptiveParams, LoadMonitor
 from controllers.model import FabricModel
 from controllers.topology import describe
 from kvfabric.schema import SpecError
-from kvfabric.spec import load_spec, validate
+from kvfabric.spec import load_spec
+from kvfabric.spec_validate import validate
 from topologies.addressing import host_addresses, plan_links
 from topologies.leafspine import LeafSpine
 

@@ -17,7 +17,9 @@ from kvfabric.dilation import (
     field_kind,
 )
 from kvfabric.schema import SpecError
-from kvfabric.spec import FABRIC_FIELDS, QUEUE_FIELDS, load_spec, shipped_experiments, validate
+from kvfabric.spec import load_spec, shipped_experiments
+from kvfabric.spec_fields import FABRIC_FIELDS, QUEUE_FIELDS
+from kvfabric.spec_validate import validate
 from kvfabric.workloads import WORKLOADS
 from kvfabric.workloads.roce_incast import dcqcn_target_params, receiver_cc_args, sender_cc_args
 from traffic.dcqcn import PROFILES, DcqcnParams

@@ -7,7 +7,7 @@ import pytest
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
-from kvfabric.spec import validate
+from kvfabric.spec_validate import validate
 from kvfabric.workloads.roce_incast import receiver_dscp_args, sender_dscp_args
 from traffic.gobackn import Opcode
 from traffic.roce_endpoint import main as endpoint_main

@@ -11,7 +11,8 @@ from kvfabric.compare import load_runs, write_comparison
 from kvfabric.engine_compare import engine_rows
 from kvfabric.engines.hpcc_ns3.importer import import_outputs
 from kvfabric.engines.hpcc_ns3.inputs import build_inputs
-from kvfabric.spec import load_spec, to_toml
+from kvfabric.resolved_spec import to_toml
+from kvfabric.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = Path(__file__).parent / "fixtures" / "hpcc_ns3" / "outputs"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kvfabric.schema import SpecError
-from kvfabric.spec import validate
+from kvfabric.spec_validate import validate
 from kvfabric.workloads import udp_flows
 from topologies.leafspine import LeafSpine
 

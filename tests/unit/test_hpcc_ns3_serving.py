@@ -194,7 +194,7 @@ def test_a_sweep_on_the_simulator_runs_every_point(tmp_path):
 def test_the_emulations_plan_budget_does_not_limit_the_simulator(tmp_path, experiment, heavy):
     """A load the emulated NICs cannot carry within the timeout is refused for `kvfabric
     run` and exported for `kvfabric sim` (the simulator runs at the target rate)."""
-    from kvfabric.spec import SpecError
+    from kvfabric.schema import SpecError
 
     with pytest.raises(SpecError, match="over the 120 s timeout"):
         load_spec(experiment, heavy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kvfabric.schema import SpecError
-from kvfabric.spec import validate
+from kvfabric.spec_validate import validate
 from topologies.queues.agent_config import AgentConfig, ClassConfig, PortConfig
 from topologies.queues.pfc_frames import parse_pfc, parse_pfc_bytes, pause_frame, resume_frame
 from topologies.queues.port_qdiscs import (

@@ -9,7 +9,8 @@ from pathlib import Path
 from kvfabric import cli
 from kvfabric.compare import differing_fields, load_runs, write_comparison
 from kvfabric.report import format_value, render_run_report, write_run_report
-from kvfabric.spec import load_spec, to_toml
+from kvfabric.resolved_spec import to_toml
+from kvfabric.spec import load_spec
 from kvfabric.workloads.tcp_incast_analysis import analyse
 from traffic.tcp_incast import FLOW_FIELDS
 

@@ -5,8 +5,10 @@ import sys
 
 import pytest
 
+from kvfabric.resolved_spec import to_toml
 from kvfabric.schema import SpecError
-from kvfabric.spec import load_spec, shipped_experiments, to_toml, validate
+from kvfabric.spec import load_spec, shipped_experiments
+from kvfabric.spec_validate import validate
 
 
 def _raw(**sections):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kvfabric import specdoc
-from kvfabric.spec import EXPERIMENT_FIELDS, FABRIC_FIELDS
+from kvfabric.spec_fields import EXPERIMENT_FIELDS, FABRIC_FIELDS
 from kvfabric.workloads import WORKLOADS
 
 
@@ -27,11 +27,12 @@ def test_every_field_of_every_section_and_workload_is_documented():
 
 
 def test_new_sections_are_discovered(monkeypatch):
-    """A section added to kvfabric.spec as <NAME>_FIELDS appears without touching specdoc."""
-    from kvfabric import spec
+    """A section added to kvfabric.spec_fields as <NAME>_FIELDS appears without touching
+    specdoc."""
+    from kvfabric import spec_fields
     from kvfabric.schema import Field
 
-    monkeypatch.setattr(spec, "PACING_FIELDS",
+    monkeypatch.setattr(spec_fields, "PACING_FIELDS",
                         [Field("gap", "duration", "5us", "gap between paced frames")],
                         raising=False)
     page = specdoc.render()
@@ -40,11 +41,11 @@ def test_new_sections_are_discovered(monkeypatch):
 
 def test_sections_are_named_as_validate_resolves_them():
     """QUEUE_FIELDS is resolved as [queues]: the page uses the name specs are written with."""
-    from kvfabric import spec
+    from kvfabric import spec_fields
 
     names = list(specdoc.spec_sections())
     assert names[:2] == ["experiment", "fabric"]
-    if hasattr(spec, "QUEUE_FIELDS"):
+    if hasattr(spec_fields, "QUEUE_FIELDS"):
         assert "queues" in names and "queue" not in names
 
 
@@ -69,9 +70,9 @@ def test_check_flag_reports_out_of_date(tmp_path, monkeypatch, capsys):
 
 
 def test_free_form_sections_are_documented_from_section_docs(monkeypatch):
-    from kvfabric import spec
+    from kvfabric import spec_fields
 
-    monkeypatch.setattr(spec, "SECTION_DOCS", {"tenants": "`name = [hosts]`, one per tenant."},
-                        raising=False)
+    monkeypatch.setattr(spec_fields, "SECTION_DOCS",
+                        {"tenants": "`name = [hosts]`, one per tenant."}, raising=False)
     page = specdoc.render()
     assert "## [tenants]\n\n`name = [hosts]`, one per tenant." in page

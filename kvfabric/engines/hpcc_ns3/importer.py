@@ -17,7 +17,7 @@ from typing import Any
 
 from ... import results
 from ...dilation import Scale
-from ...spec import Spec
+from ...resolved_spec import Spec
 from ...workloads import WORKLOADS
 from .inputs import START_OFFSET_S, SimInputs
 from .outputs import QLEN_SAMPLE_NS, histogram_stats, parse_fct, parse_pfc, parse_qlen

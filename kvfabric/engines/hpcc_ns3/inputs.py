@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...spec import Spec
+from ...resolved_spec import Spec
 from .mapping import SimConfig, simulator_config
 from .plan import SimFlow, node_ids, target_topology, workload_transfers
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from traffic.dcqcn import DcqcnParams
 
-from ...spec import EXPERIMENT_FIELDS, FABRIC_FIELDS, QUEUE_FIELDS, Spec
+from ...resolved_spec import Spec
+from ...spec_fields import EXPERIMENT_FIELDS, FABRIC_FIELDS, QUEUE_FIELDS
 from ...workloads import WORKLOADS
 from .plan import target_topology
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from topologies.leafspine import FabricTopo
 
-from ...spec import Spec, make_topology
+from ...resolved_spec import Spec, make_topology
 
 #: Workloads whose traffic is a set of RDMA transfers, and why the others are not.
 EXPORTABLE = ("roce_incast", "kv_trace", "serving_disagg")

@@ -24,7 +24,7 @@ from serving.metrics import RequestRecord
 from serving.transfer import LinkFormulaTransfer, RecordedTransfer
 from traffic.traces import Request
 
-from ...spec import Spec
+from ...resolved_spec import Spec
 from ...workloads import trace_load
 from ...workloads.serving_disagg import cluster_config, instance_hosts, model_notes, nic0_bytes
 from ...workloads.serving_fabric import MeasuredTransfer
