@@ -67,6 +67,7 @@ class Fabric:
         self.mode = mode
         #: openflow mode: install kvfabric's static rules (False: a controller will).
         self.static_rules = static_rules
+        #: The traffic classes, ECN and PFC every port gets; None: one FIFO per port.
         self.queue_settings = queues if queues is not None and queues.enabled else None
         #: "auto" until build() settles it from the backends.
         self.ecn_backend = ecn_backend
@@ -86,6 +87,13 @@ class Fabric:
         self.processes: list[subprocess.Popen] = []
         self.build_timings = BuildTimings()
         self.ports: list[Port] = []
+
+    @property
+    def has_classes(self) -> bool:
+        """Whether every port has traffic classes (with the queue agent, and an eBPF marker
+        per port once built): the fabric was given enabled queue settings. False: each port
+        is one FIFO, with no marker and no agent."""
+        return self.queue_settings is not None
 
     # -- names -------------------------------------------------------------------------
     def netns(self, node: str) -> str:
@@ -109,7 +117,7 @@ class Fabric:
                     self.topo, self.plans, self.netns))
             else:
                 self._phase("ovs", self._configure_ovs)
-            if self.queue_settings is not None:
+            if self.has_classes:
                 self._phase("markers", self._attach_markers)
                 self._phase("queue agent", self._start_agent)
         except BaseException:
@@ -186,7 +194,7 @@ class Fabric:
                                 role, plan.mtu,
                                 mac=_link_mac(handle, ifname),
                                 ifindex=netlink.link_index(handle, ifname))
-                    if self.queue_settings is None:
+                    if not self.has_classes:
                         port.shape_fifo(handle, buffer_bytes)
                     else:
                         port.install_classes(handle, *self._plan_classes(port))
@@ -197,7 +205,7 @@ class Fabric:
         """Replace each "auto" this fabric needs by the backend the capability probe chose:
         the one handed over, else one probe run now. Nothing further down probes again."""
         ovs_auto = self.mode == "openflow" and self.ovs_datapath == "auto"
-        ecn_auto = self.queue_settings is not None and self.ecn_backend == "auto"
+        ecn_auto = self.has_classes and self.ecn_backend == "auto"
         if not (ovs_auto or ecn_auto):
             return
         if self.backends is None:
@@ -277,7 +285,7 @@ class Fabric:
         whether the port's transmitter is paused now. Empty without PFC."""
         from .queues.pfc_events import count_events
 
-        if self.queue_dir is None or self.queue_settings is None or not self.queue_settings.pfc:
+        if self.queue_dir is None or not self.has_classes or not self.queue_settings.pfc:
             return []
         wanted = None if ports is None else {(p.node, p.ifname) for p in ports}
         return count_events(self.queue_dir / "pfc_events.csv", wanted)

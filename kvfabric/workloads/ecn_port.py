@@ -65,7 +65,7 @@ def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int, dilation: float = 1.
     """``dilation``: the port's target rate is its emulated rate x dilation; ``dscp``: the
     run's map, whose lossless DSCP the RoCE endpoints send with."""
     port = downlink_port(fabric, receiver)
-    if getattr(fabric, "queue_settings", None) is not None:
+    if fabric.has_classes:
         yield BottleneckEcn(port, port.marker, port.queues, LOSSLESS, None)
         return
     if (pin_dir_for(port.ifname, port.netns) / "kvf_cnt").exists():

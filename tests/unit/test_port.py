@@ -19,8 +19,10 @@ import topologies.port
 import topologies.queues.tc_netlink
 from topologies import netlink
 from topologies.fabric import Fabric
+from topologies.leafspine import LeafSpine
 from topologies.port import Port
 from topologies.queues.agent_config import AgentConfig, ClassConfig, PortConfig
+from topologies.queues.settings import QueueSettings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ports"
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +213,8 @@ def _ends_in_fabric(node: ast.AST) -> bool:
 
 def per_port_state_beside_ports(tree: ast.AST, fabric_module: bool = False) -> list[str]:
     """Lines that look a port up by its position in a ports list, read marker data (not a
-    method) off a fabric, or give the fabric itself a marker attribute (`fabric_module`)."""
+    method) off a fabric, give the fabric itself a marker attribute (`fabric_module`), or
+    probe the fabric for its queue settings with getattr."""
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     found = []
     for node in ast.walk(tree):
@@ -226,12 +229,17 @@ def per_port_state_beside_ports(tree: ast.AST, fabric_module: bool = False) -> l
             found += [f"{t.lineno}: self.{t.attr}" for t in targets
                       if isinstance(t, ast.Attribute) and getattr(t.value, "id", "") == "self"
                       and "marker" in t.attr]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "getattr" \
+                and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) \
+                and node.args[1].value == "queue_settings":
+            found.append(f"{node.lineno}: getattr(..., 'queue_settings')")
     return found
 
 
 def test_no_per_port_state_is_kept_beside_the_ports():
     """A port's state lives on its Port: nothing looks a port up by its position in
-    fabric.ports or keeps markers on the fabric beside the ports."""
+    fabric.ports, keeps markers on the fabric beside the ports, or asks the fabric whether
+    it has classes by probing for an attribute (it says so: Fabric.has_classes)."""
     offences = []
     for directory in SOURCE_DIRS:
         for path in sorted((ROOT / directory).rglob("*.py")):
@@ -246,11 +254,22 @@ def test_the_check_above_sees_a_parallel_marker_list():
     source = "\n".join([
         "marker = fabric.markers[fabric.ports.index(port)]",
         "for port, m in zip(self.ports, ctx.fabric.markers): pass",
+        "getattr(fabric, 'queue_settings', None)",
         "rows = fabric.marker_counters()",  # a method of the fabric: fine
         "self._phase('markers', self._attach_markers)",
     ])
     assert sorted(per_port_state_beside_ports(ast.parse(source))) == [
-        "1: a fabric's .markers", "1: ports.index", "2: a fabric's .markers"]
+        "1: a fabric's .markers", "1: ports.index", "2: a fabric's .markers",
+        "3: getattr(..., 'queue_settings')"]
     assert per_port_state_beside_ports(ast.parse("self.markers: list = []"), True) == \
         ["1: self.markers"]
     assert per_port_state_beside_ports(ast.parse("self.markers = []")) == []
+
+
+@pytest.mark.parametrize("queues, classes", [
+    (QueueSettings(), True), (QueueSettings(pfc=False, ecn=False), True),
+    (QueueSettings(enabled=False), False), (None, False)])
+def test_the_fabric_says_whether_it_has_classes(queues, classes):
+    fabric = Fabric(LeafSpine(spines=1, leaves=1, hosts_per_leaf=2), "l3", queues=queues)
+    assert fabric.has_classes is classes
+    assert (fabric.queue_settings is not None) is classes
