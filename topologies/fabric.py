@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,9 +26,8 @@ from wire.frames import frame_bytes
 from . import l3, netlink, openflow
 from .addressing import LinkPlan, host_addresses, plan_links
 from .leafspine import FabricTopo
-from .port import Port, qdisc_stats
-from .process_lifetime import die_with_parent
-from .queues import port_qdiscs
+from .port import Port, queue_stats_of
+from .queues import agent_process, port_qdiscs
 from .queues.settings import QueueSettings
 
 MODES = ("l3", "openflow")
@@ -180,22 +178,11 @@ class Fabric:
                 if ns_name:
                     netlink.bring_up_loopback(handle)
                 for current_name, end, plan in ends:
-                    ifname = end.ifname if ns_name else current_name
-                    if ns_name:
-                        handle.link("set", index=netlink.link_index(handle, current_name),
-                                    ifname=ifname)
-                    netlink.configure_interface(
-                        handle, ifname, mac=end.mac if ns_name else None, mtu=plan.mtu,
-                        address=end.address)
-                    role = self.topo.role(end.node)
-                    buffer_bytes = (host_queue_bytes(self.topo) if role == "host"
-                                    else plan.buffer_bytes)
-                    port = Port(end.node, ifname, ns_name, end.peer_node, plan.rate_bps,
-                                role, plan.mtu,
-                                mac=_link_mac(handle, ifname),
-                                ifindex=netlink.link_index(handle, ifname))
+                    port = Port.set_up(handle, current_name, end, plan, ns_name,
+                                       self.topo.role(end.node))
                     if not self.has_classes:
-                        port.shape_fifo(handle, buffer_bytes)
+                        port.shape_fifo(handle, host_queue_bytes(self.topo)
+                                        if port.role == "host" else plan.buffer_bytes)
                     else:
                         port.install_classes(handle, *self._plan_classes(port))
                     self.ports.append(port)
@@ -256,28 +243,9 @@ class Fabric:
     def _start_agent(self) -> None:
         if self.queue_dir is None:
             self.queue_dir = Path(tempfile.mkdtemp(prefix="kvfabric-queues-"))
-        self.queue_dir.mkdir(parents=True, exist_ok=True)
-        config_path = self.queue_dir / "agent-config.json"
-        config_path.write_text(self.agent_config().to_json())
-        log = open(self.queue_dir / "agent.log", "w")
-        self.agent = subprocess.Popen(
-            [sys.executable, "-m", "topologies.queues.agent", str(config_path)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            # from the fork on, not from when the agent has imported its modules: a run
-            # SIGKILLed in between left an agent that `kvfabric clean` could not yet see
-            preexec_fn=die_with_parent,
-            cwd=str(Path(__file__).resolve().parent.parent))
-        log.close()
-        ready = self.queue_dir / ".agent-ready"
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            if self.agent.poll() is not None:
-                raise RuntimeError("the queue agent exited at start; see "
-                                   f"{self.queue_dir / 'agent.log'}:\n"
-                                   + (self.queue_dir / "agent.log").read_text()[-2000:])
-            if time.monotonic() > deadline:
-                raise RuntimeError("the queue agent did not start within 20 s")
-            time.sleep(0.02)
+        # Kept before it is ready, so that teardown stops an agent that never got there.
+        self.agent = agent_process.start_agent(self.agent_config(), self.queue_dir)
+        agent_process.wait_ready(self.agent, self.queue_dir)
 
     def pfc_counters(self, ports: Sequence[Port] | None = None) -> list[dict]:
         """PFC so far per port (default: every port) and priority, from the queue agent's
@@ -292,18 +260,9 @@ class Fabric:
 
     def stop_agent(self, grace_s: float = 5.0) -> None:
         """Stop the queue agent; it writes its counters and the last telemetry first."""
-        if self.agent is None:
-            return
-        if self.agent.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.agent.pid, signal.SIGTERM)
-            try:
-                self.agent.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.agent.pid, signal.SIGKILL)
-                self.agent.wait()
-        self.agent = None
+        if self.agent is not None:
+            agent_process.stop_agent(self.agent, grace_s)
+            self.agent = None
 
     def port(self, node: str, peer: str) -> Port:
         """node's end of the link to peer; LookupError if there is no such link."""
@@ -315,18 +274,7 @@ class Fabric:
     def queue_stats(self, ports: Sequence[Port] | None = None) -> list[dict]:
         """Port.queue_stats of each port (default: every port), one qdisc dump per
         namespace."""
-        from .queues.tc_netlink import RouteSocket
-
-        by_ns: dict[str | None, list[Port]] = {}
-        for port in self.ports if ports is None else ports:
-            by_ns.setdefault(port.netns, []).append(port)
-        rows = []
-        for netns, in_ns in by_ns.items():
-            with RouteSocket(netns) as route:
-                stats = qdisc_stats(route)
-            for port in in_ns:
-                rows += port.class_rows(stats)
-        return rows
+        return queue_stats_of(self.ports if ports is None else ports)
 
     def marker_counters(self, ports: Sequence[Port] | None = None) -> list[dict]:
         """Port.marker_counters of each port (default: every port), in fabric order."""
@@ -443,8 +391,3 @@ def host_queue_bytes(topo: FabricTopo) -> int:
     """A host NIC's transmit queue in bytes: the Topo gives it in frames (leafspine.py
     imports only Mininet, so that `mn --custom` can load it)."""
     return topo.host_queue_frames * frame_bytes(topo.mtu)
-
-
-def _link_mac(handle, ifname: str) -> str:
-    (link,) = handle.get_links(netlink.link_index(handle, ifname))
-    return link.get_attr("IFLA_ADDRESS")

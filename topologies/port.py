@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,20 @@ class Port:
     queues: Any = None        # PortQueues when the port has traffic classes
     leaves: tuple = ()        # port_qdiscs.LeafPlan per class
     marker: Any = field(default=None, repr=False)  # MarkerHandle when one is attached
+
+    @classmethod
+    def set_up(cls, handle, current_name: str, end, plan, netns: str | None,
+               role: str) -> Port:
+        """Set up the interface now named current_name (handle: a netlink socket in its
+        namespace) as its plan says (`end` an addressing.InterfacePlan, `plan` its LinkPlan):
+        its final name and MAC (in a namespace), MTU and address; and make its Port."""
+        ifname = end.ifname if netns else current_name
+        if netns:
+            handle.link("set", index=netlink.link_index(handle, current_name), ifname=ifname)
+        netlink.configure_interface(handle, ifname, mac=end.mac if netns else None,
+                                    mtu=plan.mtu, address=end.address)
+        return cls(end.node, ifname, netns, end.peer_node, plan.rate_bps, role, plan.mtu,
+                   mac=_link_mac(handle, ifname), ifindex=netlink.link_index(handle, ifname))
 
     @property
     def port_id(self) -> str:
@@ -134,9 +148,31 @@ class Port:
                 for name, c in self.marker.read_counters().items()]
 
 
+def queue_stats_of(ports: Iterable[Port]) -> list[dict]:
+    """Port.queue_stats of each port, the ports grouped by namespace (in the order each
+    namespace first appears), with one qdisc dump per namespace."""
+    from .queues.tc_netlink import RouteSocket
+
+    by_ns: dict[str | None, list[Port]] = {}
+    for port in ports:
+        by_ns.setdefault(port.netns, []).append(port)
+    rows = []
+    for netns, in_ns in by_ns.items():
+        with RouteSocket(netns) as route:
+            stats = qdisc_stats(route)
+        for port in in_ns:
+            rows += port.class_rows(stats)
+    return rows
+
+
 def qdisc_stats(route) -> dict[tuple[int, int], Any]:
     """Every qdisc's counters in a RouteSocket's namespace, keyed by (ifindex, handle)."""
     return {(s.ifindex, s.handle): s for s in route.dump_qdiscs()}
+
+
+def _link_mac(handle, ifname: str) -> str:
+    (link,) = handle.get_links(netlink.link_index(handle, ifname))
+    return link.get_attr("IFLA_ADDRESS")
 
 
 def _tc_argv(netns: str | None, args: list[str]) -> list[str]:

@@ -273,3 +273,45 @@ def test_the_fabric_says_whether_it_has_classes(queues, classes):
     fabric = Fabric(LeafSpine(spines=1, leaves=1, hosts_per_leaf=2), "l3", queues=queues)
     assert fabric.has_classes is classes
     assert (fabric.queue_settings is not None) is classes
+
+
+class FakeHandle:
+    """A netlink socket in one namespace with interfaces by name, recording what was set."""
+
+    def __init__(self, names):
+        self.names, self.calls = dict(names), []
+
+    def link_lookup(self, ifname):
+        return [self.names[ifname]] if ifname in self.names else []
+
+    def link(self, command, index, **attrs):
+        self.calls.append((command, index, attrs))
+        if "ifname" in attrs:
+            self.names = {attrs["ifname"] if i == index else n: i for n, i in self.names.items()}
+
+    def get_links(self, index):
+        return [SimpleNamespace(get_attr=lambda name: f"02:00:00:00:00:{index:02x}")]
+
+
+@pytest.mark.parametrize("mode, node, peer", [("l3", "l1", "s1"), ("openflow", "l1", "s1"),
+                                              ("openflow", "h1", "l1")])
+def test_set_up_names_the_interface_and_makes_its_port(monkeypatch, mode, node, peer):
+    monkeypatch.setattr(netlink, "configure_interface", lambda handle, ifname, **kw:
+                        handle.calls.append(("configure", ifname, kw)))
+    fabric = Fabric(LeafSpine(spines=1, leaves=1, hosts_per_leaf=2), mode)
+    plan = next(p for p in fabric.plans if {p.a.node, p.b.node} == {node, peer})
+    end = plan.a if plan.a.node == node else plan.b
+    netns = fabric.netns(node) if fabric._has_netns(node) else None
+    current = "kvf-t0a" if netns else f"kvf-{end.ifname}"
+    handle = FakeHandle({current: 7})
+    port = Port.set_up(handle, current, end, plan, netns, fabric.topo.role(node))
+    assert (port.node, port.peer_node, port.netns, port.ifindex) == (node, peer, netns, 7)
+    assert port.ifname == (end.ifname if netns else current)
+    assert (port.rate_bps, port.mtu, port.role) == (plan.rate_bps, plan.mtu,
+                                                    fabric.topo.role(node))
+    assert port.mac == "02:00:00:00:00:07" and port.queues is None and port.marker is None
+    renamed = [c for c in handle.calls if c[0] == "set"]
+    assert renamed == ([("set", 7, {"ifname": end.ifname})] if netns else [])
+    (configure,) = [c for c in handle.calls if c[0] == "configure"]
+    assert configure == ("configure", port.ifname, {"mac": end.mac if netns else None,
+                                                    "mtu": plan.mtu, "address": end.address})
