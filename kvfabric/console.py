@@ -142,7 +142,7 @@ class FabricConsole(cmd.Cmd):
         self._print(f"{'port':16} {'peer':6} {'Mbit/s':>7} {'tx bytes':>12} {'rx bytes':>12} "
                     f"{'drops':>6} {'queued B':>9}")
         for port in self._ports(arg):
-            (row,) = self.net.fabric.port_stats([port.port])
+            row = port.port.stats()
             self._print(f"{port.node + ':' + port.ifname:16} {port.peer_node:6} "
                         f"{port.rate_bps / 1e6:7g} {row['tx_bytes']:12} {row['rx_bytes']:12} "
                         f"{row['drops']:6} {row['backlog_bytes']:9}")

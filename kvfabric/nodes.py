@@ -1,10 +1,10 @@
 """Handles on a live fabric's nodes and ports, for scripts and the shell.
 
 A `Node` runs commands in its namespace; a `PortView` is the fabric's own
-`topologies.fabric.Port` (its fields are read through, never copied) plus live readings taken
-from where the fabric already keeps them: the kernel qdiscs (`Fabric.queue_stats`,
-`Fabric.port_stats`), the eBPF marker (`Fabric.marker_counters`) and the queue agent's PFC
-events (`Fabric.pfc_counters`).
+`topologies.port.Port` (its fields are read through, never copied) plus live readings, which
+the Port takes itself (`Port.stats`, `Port.queue_stats` from the kernel qdiscs,
+`Port.marker_counters` from its eBPF marker) or the fabric's queue agent keeps (PFC events,
+`Fabric.pfc_counters`).
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ class Node:
 
 class PortView:
     """``net.port("l1", "h1")``: l1's end of the link to h1. Attribute reads (``node``,
-    ``ifname``, ``netns``, ``peer_node``, ``rate_bps``, ``mac``, ``ifindex``, ``queues``,
-    ``leaves``, ``port_id``) go to the fabric's `Port`; the methods read live counters."""
+    ``ifname``, ``netns``, ``peer_node``, ``rate_bps``, ``role``, ``mtu``, ``mac``,
+    ``ifindex``, ``queues``, ``leaves``, ``marker``, ``port_id``, and the Port's own readings
+    such as ``stats()``) go to the fabric's `Port`; the methods below read live counters."""
 
     def __init__(self, fabric, port):
         self._fabric = fabric
@@ -86,24 +87,20 @@ class PortView:
         """Everything below in one dict: interface and egress counters (``tx_bytes``,
         ``rx_bytes``, ``sent_bytes``, ``drops``, ``backlog_bytes``...), and ``classes``,
         ``ecn_marks``, ``pfc``."""
-        (stats,) = self._fabric.port_stats([self.port])
-        return {**stats, "classes": self.queue_depth(), "ecn_marks": self.ecn_marks(),
+        return {**self.port.stats(), "classes": self.queue_depth(), "ecn_marks": self.ecn_marks(),
                 "pfc": self.pauses()}
 
     def queue_depth(self) -> dict[str, int]:
         """Bytes queued now per traffic class (``{"fifo": n}`` on a port without classes)."""
         if not self.port.leaves:
-            (stats,) = self._fabric.port_stats([self.port])
-            return {"fifo": stats["backlog_bytes"]}
-        return {row["class"]: row["backlog_bytes"]
-                for row in self._fabric.queue_stats([self.port])}
+            return {"fifo": self.port.stats()["backlog_bytes"]}
+        return {row["class"]: row["backlog_bytes"] for row in self.port.queue_stats()}
 
     def ecn_marks(self) -> dict[str, int]:
         """CE marks the eBPF marker set on this port so far, per class (the eBPF ECN
         backend; with the kernel's red the qdisc marks and these stay 0); empty without
         classes."""
-        return {row["class"]: row["marks"]
-                for row in self._fabric.marker_counters([self.port])}
+        return {row["class"]: row["marks"] for row in self.port.marker_counters()}
 
     def pauses(self) -> dict[int, dict[str, Any]]:
         """PFC per priority so far: frames sent and received, pauses expired, and ``paused``

@@ -172,7 +172,7 @@ def bring_up(ctx: RunContext, timings: dict[str, float]) -> None:
     started = time.perf_counter()
     fabric.build()
     timings["bringup_s"] = time.perf_counter() - started
-    if fabric.queue_settings is not None:
+    if fabric.has_classes:
         _record_queue_backends(run_dir, fabric)
     log.info("fabric up in %.2f s: %s", timings["bringup_s"], fabric.build_timings.phases_s)
 
@@ -180,7 +180,7 @@ def bring_up(ctx: RunContext, timings: dict[str, float]) -> None:
 def collect_counters(ctx: RunContext, before: list[dict]) -> None:
     """links.csv (port counters since ``before``) and the queue counters, before teardown."""
     _write_port_deltas(ctx.run_dir, before, ctx.fabric.port_stats())
-    if ctx.fabric.queue_settings is not None:
+    if ctx.fabric.has_classes:
         write_queue_counters(ctx.run_dir, ctx.fabric)
 
 

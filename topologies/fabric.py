@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,10 +26,9 @@ from wire.frames import frame_bytes
 from . import l3, netlink, openflow
 from .addressing import LinkPlan, host_addresses, plan_links
 from .leafspine import FabricTopo
-from .process_lifetime import die_with_parent
-from .queues import port_qdiscs
+from .port import Port, queue_stats_of
+from .queues import agent_process, port_qdiscs
 from .queues.settings import QueueSettings
-from .shaping import egress_stats, htb_burst_bytes, shape_egress
 
 MODES = ("l3", "openflow")
 
@@ -42,24 +40,6 @@ class BuildTimings:
     @property
     def total_s(self) -> float:
         return sum(self.phases_s.values())
-
-
-@dataclass(frozen=True)
-class Port:
-    """One end of a link as kvfabric manages it: where its qdisc lives and what it faces."""
-    node: str
-    ifname: str          # the name inside its namespace (or in the root namespace)
-    netns: str | None    # None: root namespace (an OVS switch port)
-    peer_node: str
-    rate_bps: int
-    mac: str = ""
-    ifindex: int = 0
-    queues: object = None     # PortQueues when the port has traffic classes
-    leaves: tuple = ()        # port_qdiscs.LeafPlan per class
-
-    @property
-    def port_id(self) -> str:
-        return f"{self.node}:{self.ifname}"
 
 
 class Fabric:
@@ -85,6 +65,7 @@ class Fabric:
         self.mode = mode
         #: openflow mode: install kvfabric's static rules (False: a controller will).
         self.static_rules = static_rules
+        #: The traffic classes, ECN and PFC every port gets; None: one FIFO per port.
         self.queue_settings = queues if queues is not None and queues.enabled else None
         #: "auto" until build() settles it from the backends.
         self.ecn_backend = ecn_backend
@@ -92,7 +73,6 @@ class Fabric:
         self.backends = backends
         self._queue_dir_given = queue_dir is not None
         self.queue_dir = Path(queue_dir) if queue_dir is not None else None
-        self.markers: list = []
         self.agent: subprocess.Popen | None = None
         self._ovs_sndbuf = None
         #: The bridges' datapath_type (openflow mode); "auto" until build() settles it.
@@ -105,6 +85,13 @@ class Fabric:
         self.processes: list[subprocess.Popen] = []
         self.build_timings = BuildTimings()
         self.ports: list[Port] = []
+
+    @property
+    def has_classes(self) -> bool:
+        """Whether every port has traffic classes (with the queue agent, and an eBPF marker
+        per port once built): the fabric was given enabled queue settings. False: each port
+        is one FIFO, with no marker and no agent."""
+        return self.queue_settings is not None
 
     # -- names -------------------------------------------------------------------------
     def netns(self, node: str) -> str:
@@ -128,7 +115,7 @@ class Fabric:
                     self.topo, self.plans, self.netns))
             else:
                 self._phase("ovs", self._configure_ovs)
-            if self.queue_settings is not None:
+            if self.has_classes:
                 self._phase("markers", self._attach_markers)
                 self._phase("queue agent", self._start_agent)
         except BaseException:
@@ -191,23 +178,13 @@ class Fabric:
                 if ns_name:
                     netlink.bring_up_loopback(handle)
                 for current_name, end, plan in ends:
-                    ifname = end.ifname if ns_name else current_name
-                    if ns_name:
-                        handle.link("set", index=netlink.link_index(handle, current_name),
-                                    ifname=ifname)
-                    netlink.configure_interface(
-                        handle, ifname, mac=end.mac if ns_name else None, mtu=plan.mtu,
-                        address=end.address)
-                    is_host = self.topo.role(end.node) == "host"
-                    buffer_bytes = (host_queue_bytes(self.topo) if is_host else plan.buffer_bytes)
-                    port = Port(end.node, ifname, ns_name, end.peer_node, plan.rate_bps,
-                                mac=_link_mac(handle, ifname),
-                                ifindex=netlink.link_index(handle, ifname))
-                    if self.queue_settings is None:
-                        shape_egress(handle, ifname, rate_bps=plan.rate_bps,
-                                     buffer_bytes=buffer_bytes, mtu=plan.mtu)
+                    port = Port.set_up(handle, current_name, end, plan, ns_name,
+                                       self.topo.role(end.node))
+                    if not self.has_classes:
+                        port.shape_fifo(handle, host_queue_bytes(self.topo)
+                                        if port.role == "host" else plan.buffer_bytes)
                     else:
-                        port = self._install_classes(handle, port, plan, is_host)
+                        port.install_classes(handle, *self._plan_classes(port))
                     self.ports.append(port)
 
     # -- backends ----------------------------------------------------------------------
@@ -215,7 +192,7 @@ class Fabric:
         """Replace each "auto" this fabric needs by the backend the capability probe chose:
         the one handed over, else one probe run now. Nothing further down probes again."""
         ovs_auto = self.mode == "openflow" and self.ovs_datapath == "auto"
-        ecn_auto = self.queue_settings is not None and self.ecn_backend == "auto"
+        ecn_auto = self.has_classes and self.ecn_backend == "auto"
         if not (ovs_auto or ecn_auto):
             return
         if self.backends is None:
@@ -231,88 +208,44 @@ class Fabric:
             self.ecn_backend = self.backends.ecn_marking
 
     # -- traffic classes, ECN, PFC --------------------------------------------------------
-    def _install_classes(self, handle, port: Port, plan, is_host: bool) -> Port:
-        from .queues.tc_netlink import RouteSocket
-
+    def _plan_classes(self, port: Port) -> tuple:
+        """The port's traffic classes and the leaf under each (PortQueues, [LeafPlan])."""
         settings = self.queue_settings
-        queues = settings.for_port(plan.rate_bps, plan.mtu, host=is_host,
+        queues = settings.for_port(port.rate_bps, port.mtu, host=port.role == "host",
                                    ingress_ports=self.topo.ingress_ports(port.node),
                                    host_queue_bytes=host_queue_bytes(self.topo))
         peer_is_switch = self.topo.role(port.peer_node) != "host"
         backend = self.ecn_backend if settings.ecn else "none"
         leaves = port_qdiscs.plan_leaves(queues, pausable=settings.pfc and peer_is_switch,
                                          ecn_backend="red" if backend == "red" else "none")
-        with RouteSocket(port.netns) as route:
-            port_qdiscs.install(
-                handle, port.ifname, queues, leaves, plan.mtu, route_socket=route,
-                run_tc=lambda argv: run(_tc_argv(port.netns, argv)))
-        return Port(port.node, port.ifname, port.netns, port.peer_node, port.rate_bps,
-                    mac=port.mac, ifindex=port.ifindex, queues=queues, leaves=tuple(leaves))
+        return queues, leaves
 
     def _attach_markers(self) -> None:
         """The clsact program on every port: DSCP classification for HTB, 100 us telemetry
         bins, and ECN marking when the eBPF backend was chosen."""
-        from .queues.ebpf_marker import attach_marker
-
         ecn_in_bpf = self.ecn_backend == "ebpf" and self.queue_settings.ecn
         for port in self.ports:
-            marker = attach_marker(port.ifname, port.netns)
-            self.markers.append(marker)
-            mtu = self.topo.mtu
-            marker.configure(
-                port.queues, burst_bytes=htb_burst_bytes(port.rate_bps, mtu),
-                skb_priority={leaf.cls.name: leaf.classid for leaf in port.leaves},
-                timeline=self.queue_settings.telemetry, ecn=ecn_in_bpf)
+            port.attach_marker(timeline=self.queue_settings.telemetry, ecn=ecn_in_bpf)
 
     def agent_config(self):
-        from .queues.agent import AgentConfig, ClassConfig, PortConfig
+        """The queue agent's configuration: every port's own entry, and the fabric's PFC,
+        telemetry and sweep settings."""
+        from .queues.agent_config import AgentConfig
 
-        ports = []
-        for port in self.ports:
-            classes = [ClassConfig(
-                name=leaf.cls.name, index=leaf.index, priority=leaf.cls.priority,
-                lossless=leaf.cls.lossless, pausable=leaf.pausable, classid=leaf.classid,
-                leaf=leaf.leaf, limit_bytes=leaf.cls.buffer_bytes,
-                xoff_bytes=leaf.cls.pfc.xoff_bytes if leaf.cls.pfc else 0,
-                xon_bytes=leaf.cls.pfc.xon_bytes if leaf.cls.pfc else 0)
-                for leaf in port.leaves]
-            ports.append(PortConfig(
-                port_id=port.port_id, node=port.node, role=self.topo.role(port.node),
-                netns=port.netns, ifname=port.ifname, ifindex=port.ifindex, mac=port.mac,
-                peer=port.peer_node, rate_bps=port.rate_bps, mtu=self.topo.mtu,
-                classes=classes))
         # In openflow mode one dump covers every switch port (all in the root namespace) and
         # costs more, so sweep every 1 ms there; the agent sleeps at least as long as each
         # sweep took, which leaves the datapath (userspace OVS) its share of the CPU.
-        return AgentConfig(out_dir=str(self.queue_dir), ports=ports,
+        return AgentConfig(out_dir=str(self.queue_dir),
+                           ports=[port.agent_entry() for port in self.ports],
                            pfc=self.queue_settings.pfc, telemetry=self.queue_settings.telemetry,
                            sweep_s=0.001 if self.mode == "openflow" else 0.0005)
 
     def _start_agent(self) -> None:
         if self.queue_dir is None:
             self.queue_dir = Path(tempfile.mkdtemp(prefix="kvfabric-queues-"))
-        self.queue_dir.mkdir(parents=True, exist_ok=True)
-        config_path = self.queue_dir / "agent-config.json"
-        config_path.write_text(self.agent_config().to_json())
-        log = open(self.queue_dir / "agent.log", "w")
-        self.agent = subprocess.Popen(
-            [sys.executable, "-m", "topologies.queues.agent", str(config_path)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            # from the fork on, not from when the agent has imported its modules: a run
-            # SIGKILLed in between left an agent that `kvfabric clean` could not yet see
-            preexec_fn=die_with_parent,
-            cwd=str(Path(__file__).resolve().parent.parent))
-        log.close()
-        ready = self.queue_dir / ".agent-ready"
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            if self.agent.poll() is not None:
-                raise RuntimeError("the queue agent exited at start; see "
-                                   f"{self.queue_dir / 'agent.log'}:\n"
-                                   + (self.queue_dir / "agent.log").read_text()[-2000:])
-            if time.monotonic() > deadline:
-                raise RuntimeError("the queue agent did not start within 20 s")
-            time.sleep(0.02)
+        # Kept before it is ready, so that teardown stops an agent that never got there.
+        self.agent = agent_process.start_agent(self.agent_config(), self.queue_dir)
+        agent_process.wait_ready(self.agent, self.queue_dir)
 
     def pfc_counters(self, ports: Sequence[Port] | None = None) -> list[dict]:
         """PFC so far per port (default: every port) and priority, from the queue agent's
@@ -320,25 +253,16 @@ class Fabric:
         whether the port's transmitter is paused now. Empty without PFC."""
         from .queues.pfc_events import count_events
 
-        if self.queue_dir is None or self.queue_settings is None or not self.queue_settings.pfc:
+        if self.queue_dir is None or not self.has_classes or not self.queue_settings.pfc:
             return []
         wanted = None if ports is None else {(p.node, p.ifname) for p in ports}
         return count_events(self.queue_dir / "pfc_events.csv", wanted)
 
     def stop_agent(self, grace_s: float = 5.0) -> None:
         """Stop the queue agent; it writes its counters and the last telemetry first."""
-        if self.agent is None:
-            return
-        if self.agent.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.agent.pid, signal.SIGTERM)
-            try:
-                self.agent.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.agent.pid, signal.SIGKILL)
-                self.agent.wait()
-        self.agent = None
+        if self.agent is not None:
+            agent_process.stop_agent(self.agent, grace_s)
+            self.agent = None
 
     def port(self, node: str, peer: str) -> Port:
         """node's end of the link to peer; LookupError if there is no such link."""
@@ -348,41 +272,14 @@ class Fabric:
         raise LookupError(f"no link {node}-{peer} in this fabric")
 
     def queue_stats(self, ports: Sequence[Port] | None = None) -> list[dict]:
-        """Per port (default: every port) and class: bytes and packets sent, drops, backlog
-        (kernel counters)."""
-        from .queues.tc_netlink import RouteSocket
-
-        rows = []
-        by_ns: dict[str | None, list[Port]] = {}
-        for port in self.ports if ports is None else ports:
-            by_ns.setdefault(port.netns, []).append(port)
-        for netns, ports in by_ns.items():
-            with RouteSocket(netns) as route:
-                stats = {(s.ifindex, s.handle): s for s in route.dump_qdiscs()}
-            for port in ports:
-                for leaf in port.leaves:
-                    s = stats.get((port.ifindex, leaf.leaf))
-                    if s is None:
-                        continue
-                    rows.append({"node": port.node, "ifname": port.ifname,
-                                 "peer": port.peer_node, "class": leaf.cls.name,
-                                 "priority": leaf.cls.priority, "sent_bytes": s.bytes,
-                                 "sent_packets": s.packets, "drops": s.drops,
-                                 "backlog_bytes": s.backlog_bytes})
-        return rows
+        """Port.queue_stats of each port (default: every port), one qdisc dump per
+        namespace."""
+        return queue_stats_of(self.ports if ports is None else ports)
 
     def marker_counters(self, ports: Sequence[Port] | None = None) -> list[dict]:
-        """Per port (default: every port) and class, from the eBPF program: packets, ECT
-        packets, CE marks, CE on arrival."""
-        rows = []
-        for port, marker in zip(self.ports, self.markers):
-            if ports is not None and port not in ports:
-                continue
-            for name, c in marker.read_counters().items():
-                rows.append({"node": port.node, "ifname": port.ifname, "peer": port.peer_node,
-                             "class": name, "packets": c.packets, "ect_packets": c.ect_packets,
-                             "marks": c.marks, "ce_in": c.ce_in, "counters": c})
-        return rows
+        """Port.marker_counters of each port (default: every port), in fabric order."""
+        return [row for port in self.ports if ports is None or port in ports
+                for row in port.marker_counters()]
 
     def _configure_ovs(self) -> None:
         if self.ovs_datapath == "netdev":
@@ -443,16 +340,9 @@ class Fabric:
 
     # -- measurement -------------------------------------------------------------------
     def port_stats(self, ports: Sequence[Port] | None = None) -> list[dict]:
-        """Per port (default: every port): egress qdisc and interface counters."""
-        rows = []
-        for port in self.ports if ports is None else ports:
-            with netlink.namespace(port.netns) as handle:
-                row = {"node": port.node, "ifname": port.ifname, "peer": port.peer_node,
-                       "rate_bps": port.rate_bps}
-                row.update(egress_stats(handle, port.ifname, classes=bool(port.leaves)))
-                row.update(netlink.interface_counters(handle, port.ifname))
-            rows.append(row)
-        return rows
+        """Port.stats of each port (default: every port): egress qdisc and interface
+        counters."""
+        return [port.stats() for port in (self.ports if ports is None else ports)]
 
     # -- teardown ----------------------------------------------------------------------
     def teardown(self) -> None:
@@ -462,10 +352,8 @@ class Fabric:
         errors = []
         self.stop_agent()
         self.stop_processes()
-        for marker in self.markers:
-            with contextlib.suppress(Exception):
-                marker.release()
-        self.markers = []
+        for port in self.ports:
+            port.release_marker()
         if self.queue_dir is not None and not self._queue_dir_given:
             import shutil
 
@@ -503,12 +391,3 @@ def host_queue_bytes(topo: FabricTopo) -> int:
     """A host NIC's transmit queue in bytes: the Topo gives it in frames (leafspine.py
     imports only Mininet, so that `mn --custom` can load it)."""
     return topo.host_queue_frames * frame_bytes(topo.mtu)
-
-
-def _tc_argv(netns: str | None, args: list[str]) -> list[str]:
-    return netns_argv(netns, ["tc", *args]) if netns else ["tc", *args]
-
-
-def _link_mac(handle, ifname: str) -> str:
-    (link,) = handle.get_links(netlink.link_index(handle, ifname))
-    return link.get_attr("IFLA_ADDRESS")

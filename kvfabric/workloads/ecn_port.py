@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from topologies.fabric import Fabric, Port
+from topologies.fabric import Fabric
+from topologies.port import Port
 from topologies.queues.ebpf_marker import attach_marker
 from topologies.queues.marker_handle import MarkerHandle
 from topologies.queues.marker_pins import pin_dir_for
@@ -64,11 +65,8 @@ def bottleneck_ecn(fabric: Fabric, receiver: str, mtu: int, dilation: float = 1.
     """``dilation``: the port's target rate is its emulated rate x dilation; ``dscp``: the
     run's map, whose lossless DSCP the RoCE endpoints send with."""
     port = downlink_port(fabric, receiver)
-    if getattr(fabric, "queue_settings", None) is not None:
-        marker = None
-        if fabric.markers:
-            marker = fabric.markers[fabric.ports.index(port)]
-        yield BottleneckEcn(port, marker, port.queues, LOSSLESS, None)
+    if fabric.has_classes:
+        yield BottleneckEcn(port, port.marker, port.queues, LOSSLESS, None)
         return
     if (pin_dir_for(port.ifname, port.netns) / "kvf_cnt").exists():
         raise RuntimeError(f"{port.node}:{port.ifname} already has an ECN marker that this "

@@ -356,7 +356,7 @@ def _wait_all(ctx, procs, timeout_s: float) -> list[str]:
 def _drops(fabric) -> dict[tuple[str, str, str], int]:
     """Drops so far per (node, ifname, class): per traffic class where the fabric has them,
     else the port's single FIFO as class "all"."""
-    if getattr(fabric, "queue_settings", None) is not None:
+    if fabric.has_classes:
         return {(r["node"], r["ifname"], r["class"]): r["drops"] for r in fabric.queue_stats()}
     return {(r["node"], r["ifname"], "all"): r["drops"] for r in fabric.port_stats()}
 

@@ -121,7 +121,7 @@ def test_the_doctor_and_the_fabric_read_the_same_decision(monkeypatch, tmp_path,
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     fabric = runner.make_fabric(spec, spec.make_topology(), run_dir)
-    assert fabric.queue_settings is not None and fabric.ecn_backend == "auto"
+    assert fabric.has_classes and fabric.ecn_backend == "auto"
     built = {}
 
     def build():  # the real build would need root; settling is its first step
