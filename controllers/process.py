@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fabriccore.commands import run
+from fabriccore.processes import stop_groups
 from topologies.openflow import OVS_TIMEOUT_S
 from topologies.process_lifetime import die_with_parent
 
@@ -140,15 +139,8 @@ class ControllerProcess:
         self._stopping = True
         self._watch_stop.set()
         self.restore_signal()
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc is not None:
+            stop_groups([self.proc], 3.0)
 
 
 #: Fabric spec values of ``fabric.controller`` that start an app (``static``: no controller).

@@ -82,3 +82,22 @@ def _alive(pid: int) -> bool:
         if (Path("/proc") / str(pid) / "stat").read_text().split(") ")[-1].startswith("Z"):
             return False
     return True
+
+
+def stop_groups(procs, grace_s: float, first: int = signal.SIGTERM) -> None:
+    """Send ``first`` to the process group of each running process of ``procs`` (each was
+    started in a session of its own), then SIGKILL the group of any still running after
+    grace_s (one deadline for all); every process is reaped."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, first)
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

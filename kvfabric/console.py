@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from fabriccore.processes import stop_groups
+
 from .lock import FabricBusy
 from .network import Network, WorkloadError
 from .progress import Progress
@@ -88,14 +90,7 @@ class FabricConsole(cmd.Cmd):
         except Interrupted:  # SIGTERM (a KeyboardInterrupt too): ends the shell, not the command
             raise
         except KeyboardInterrupt:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=INTERRUPT_GRACE_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_groups([proc], INTERRUPT_GRACE_S, first=signal.SIGINT)
             self._print("^C: command interrupted")
         finally:
             if proc.poll() is None:  # SIGTERM unwinding the shell: the command goes first

@@ -7,9 +7,7 @@ teardown, and ``kvfabric clean`` after a crash, remove exactly what kvfabric mad
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import tempfile
 import threading
@@ -21,6 +19,7 @@ from pathlib import Path
 from fabriccore.backends import Backends
 from fabriccore.commands import netns_argv, run, run_parallel
 from fabriccore.naming import netns_name
+from fabriccore.processes import stop_groups
 from wire.frames import frame_bytes
 
 from . import l3, netlink, openflow
@@ -324,18 +323,7 @@ class Fabric:
         """SIGTERM every process started in the fabric (or those in ``only``), SIGKILL
         what is left after grace_s."""
         procs = list(self.processes) if only is None else list(only)
-        for proc in procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for proc in procs:
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_groups(procs, grace_s)
         self.processes[:] = [p for p in self.processes if p not in procs]
 
     # -- measurement -------------------------------------------------------------------

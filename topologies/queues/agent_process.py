@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from fabriccore.processes import stop_groups
 
 from ..process_lifetime import die_with_parent
 from .agent_config import AgentConfig
@@ -51,13 +50,4 @@ def wait_ready(agent: subprocess.Popen, queue_dir: Path, timeout_s: float = 20.0
 def stop_agent(agent: subprocess.Popen, grace_s: float = 5.0) -> None:
     """SIGTERM the agent's session (it writes its counters and the last telemetry first),
     SIGKILL it if it is still there after grace_s."""
-    if agent.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(agent.pid, signal.SIGTERM)
-    try:
-        agent.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(agent.pid, signal.SIGKILL)
-        agent.wait()
+    stop_groups([agent], grace_s)
