@@ -69,7 +69,8 @@ def make_queue_settings(queues: dict[str, Any], fabric: dict[str, Any]) -> Queue
         xoff_bytes=queues["xoff"], xon_bytes=queues["xon"], headroom_bytes=queues["headroom"],
         lossless_buffer_bytes=queues["lossless_buffer"], lossy_buffer_bytes=fabric["buffer"],
         lossless_weight=queues["lossless_weight"], lossy_weight=queues["lossy_weight"],
-        pfc_reaction_s=queues["pfc_reaction"], telemetry=queues["telemetry"])
+        pfc_reaction_s=queues["pfc_reaction"], telemetry=queues["telemetry"],
+        link_delay_s=fabric.get("link_delay") or 0.0)
 
 
 def make_topology(fabric: dict[str, Any]) -> FabricTopo:

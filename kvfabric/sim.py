@@ -35,8 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--export-only", metavar="DIR", help="write the inputs there, do not run")
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE")
     p.add_argument("--results", metavar="DIR", help="results root (default ./results)")
-    p.add_argument("--link-delay", default="1us", help="propagation delay of every link "
-                   "(the spec has none; HPCC's topologies use 1us)")
+    p.add_argument("--link-delay", metavar="DURATION", help="propagation delay of every "
+                   "link: the same as --set fabric.link_delay=DURATION (default the spec's "
+                   "fabric.link_delay, 1us unless set)")
     p.add_argument("--no-queue-monitor", action="store_true", help="skip qlen.txt (its "
                    "100 ns sampling of every switch port dominates large fabrics)")
     p.add_argument("--trace", metavar="NODES", help="comma-separated hosts/switches whose "
@@ -50,16 +51,15 @@ def add_parser(sub) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from fabriccore.units import parse_duration_s
-
     from .cli import _parse_override
 
     overrides = dict(_parse_override(item) for item in args.set or [])
+    if args.link_delay is not None:
+        overrides["fabric.link_delay"] = args.link_delay
     spec = load_spec(args.spec, overrides, simulated=True)  # no emulation limits
-    delay = parse_duration_s(args.link_delay)
     try:
         trace_nodes = tuple(n.strip() for n in (args.trace or "").split(",") if n.strip())
-        inputs = build_inputs(spec, link_delay_s=delay, queue_monitor=not args.no_queue_monitor,
+        inputs = build_inputs(spec, queue_monitor=not args.no_queue_monitor,
                               trace_nodes=trace_nodes)
     except NotExportable as exc:
         print(f"kvfabric sim: {exc}", file=sys.stderr)

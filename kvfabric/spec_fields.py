@@ -37,6 +37,10 @@ FABRIC_FIELDS = [
     Field("dilation", "float", 0.0, "time dilation D: the emulation runs D times slower "
           "(rates / D, durations x D, bytes unchanged); 0 = the fastest target rate / "
           "100 Mbit/s, at least 1", minimum=0, maximum=1e6),
+    Field("link_delay", "duration", "1us", "propagation delay of every link of the fabric "
+          "under study (HPCC's topologies: 1us); sizes the derived PFC headroom and the "
+          "simulator's links; not added on the emulated links (no netem path), each run "
+          "says so", minimum=0, maximum=0.01),
     Field("buffer", "size", "64KiB", "egress buffer of every port", minimum=1, maximum=1 << 30),
     Field("mtu", "int", 1500, "IP MTU of every link", minimum=576, maximum=9000),
     Field("ovs_datapath", "choice", "auto", "openflow mode: OVS datapath",
@@ -57,7 +61,7 @@ FABRIC_FIELDS = [
 #: from the port's target rate: the ECN ramp is HPCC's (Kmin 100 KB, Kmax 400 KB, Pmax 0.2 at
 #: 25 Gbit/s, scaled by rate/25G as HPCC's run.py does) floored at a few frames; XOFF = 2 x
 #: Kmax; XON = XOFF - max(3 KB, 2 MTU) (HPCC's resume offset); headroom = ingress ports x rate
-#: x pfc_reaction + 2 frames.
+#: x (pfc_reaction + 2 x fabric.link_delay) + 2 frames.
 QUEUE_FIELDS = [
     Field("enabled", "bool", True, "traffic classes on every port; false: one FIFO per port"),
     Field("pfc", "bool", True, "PFC pause/resume for the lossless class"),
@@ -84,7 +88,8 @@ QUEUE_FIELDS = [
     Field("xon", "size", 0, "PFC resume threshold; 0 = XOFF - max(3 KB, 2 MTU)", minimum=0,
           maximum=1 << 30),
     Field("headroom", "size", 0, "buffer above XOFF for bytes in flight while pausing; "
-          "0 = ingress ports x rate x pfc_reaction", minimum=0, maximum=1 << 30),
+          "0 = ingress ports x rate x (pfc_reaction + 2 x fabric.link_delay) + 2 frames",
+          minimum=0, maximum=1 << 30),
     Field("lossless_buffer", "size", 0, "lossless class buffer; 0 = XOFF + headroom",
           minimum=0, maximum=1 << 30),
     Field("lossless_weight", "int", 3, "lossless class share against the lossy class",

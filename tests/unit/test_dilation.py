@@ -69,7 +69,7 @@ def test_random_specs_scale_every_rate_and_duration_exactly_once():
     """A seeded property test: random workload kinds, target rates, dilations and values of
     every rate, duration and per-second field."""
     rng = random.Random(20261201)
-    checked = 0
+    checked = delays = 0
     for _ in range(400):
         kind = rng.choice(sorted(WORKLOADS))
         raw = {"experiment": {"name": "p"}, "workload": {"kind": kind}}
@@ -90,7 +90,17 @@ def test_random_specs_scale_every_rate_and_duration_exactly_once():
         scale = spec.scale
         assert spec.fabric["host_rate"] == round(target / scale.dilation)
         checked += 1
+        delays += "link_delay" in raw["fabric"]
     assert checked >= 100
+    assert delays >= 30  # fabric.link_delay (a target duration) among the random fields
+
+
+def test_link_delay_is_a_target_duration_multiplied_by_d_once():
+    assert field_kind("fabric", "link_delay", "duration") == "duration"
+    spec = load_spec("roce_incast", {"fabric.link_delay": "3us", "fabric.dilation": 500})
+    assert spec.target["fabric"]["link_delay"] == pytest.approx(3e-6)
+    assert spec.fabric["link_delay"] == pytest.approx(3e-6 * 500)
+    assert _assert_scaled_once(spec) > 0
 
 
 def test_default_dilation_brings_the_fastest_tier_to_100_mbit():

@@ -4,8 +4,8 @@ One `QueueSettings` (from the spec's [queues] section, in emulated units) descri
 `for_port` turns it into the classes of one port at that port's emulated rate. Derived byte
 thresholds come from the port's *target* rate (emulated rate x `dilation`: HPCC's ramp at that
 rate, see `spec.hpcc_ecn_ramp`), because time dilation leaves bytes unchanged; the headroom
-(rate x reaction time) is the same in either units. Zero means "derive it" for every
-threshold.
+(rate x (reaction time + the link's round trip)) is the same in either units. Zero means
+"derive it" for every threshold.
 """
 
 from __future__ import annotations
@@ -57,12 +57,16 @@ class QueueSettings:
     pmax: float = HPCC_PMAX
     xoff_bytes: int = 0          # 0: 2 x Kmax
     xon_bytes: int = 0           # 0: XOFF - max(3 KB, 2 MTU)
-    headroom_bytes: int = 0      # 0: ingress ports x rate x reaction time + 2 MTU
+    headroom_bytes: int = 0      # 0: ingress ports x rate x (reaction + 2 x link delay) + 2 MTU
     lossless_buffer_bytes: int = 0  # 0: XOFF + headroom
     lossy_buffer_bytes: int = 64 * 1024
     lossless_weight: int = 3
     lossy_weight: int = 1
     pfc_reaction_s: float = 0.0  # 0: DEFAULT_PFC_REACTION_S
+    #: Propagation delay of one link (emulated seconds: the target's x dilation). The bytes a
+    #: link holds in flight each way are in the headroom; the emulated links add no delay, so
+    #: 0 (a fabric built without a spec) sizes for the reaction alone.
+    link_delay_s: float = 0.0
     telemetry: bool = True
 
     @property
@@ -83,9 +87,13 @@ class QueueSettings:
         return self.pfc_reaction_s or DEFAULT_PFC_REACTION_S
 
     def headroom(self, rate_bps: int, mtu: int, ingress_ports: int) -> int:
+        """Bytes above XOFF: each ingress link keeps sending for the reaction time (XOFF to
+        the PAUSE leaving) plus the link's round trip (the PAUSE reaching the peer, then the
+        bytes already on the wire arriving), plus a frame at each end. Rate x time is the
+        same in target and emulated units."""
         if self.headroom_bytes:
             return self.headroom_bytes
-        in_flight = ingress_ports * rate_bps / 8 * self.reaction_s
+        in_flight = ingress_ports * rate_bps / 8 * (self.reaction_s + 2 * self.link_delay_s)
         return math.ceil(in_flight) + 2 * frame_bytes(mtu)
 
     def pfc_thresholds(self, rate_bps: int, mtu: int, ingress_ports: int) -> PfcThresholds:

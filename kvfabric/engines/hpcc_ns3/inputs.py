@@ -1,10 +1,12 @@
 """HPCC ns-3's input files from a spec: config.txt, topology.txt, flow.txt, trace.txt.
 
 Formats (scratch/third.cc): topology.txt is ``nodes switches links``, the switch ids, then
-``a b <rate>bps <delay>ms <error>`` per link; flow.txt is the flow count, then
-``src dst priority dport size start_s`` per flow, sorted by start; trace.txt is the count of
-nodes whose packets are traced and their ids. Times in the simulator start at
-``START_OFFSET_S`` (HPCC's generated flows start at 2 s; nothing happens before).
+``a b <rate>bps <delay>ms <error>`` per link (every link's delay is the spec's
+``fabric.link_delay``, in target terms as the simulator runs the target); flow.txt is the
+flow count, then ``src dst priority dport size start_s`` per flow, sorted by start;
+trace.txt is the count of nodes whose packets are traced and their ids. Times in the
+simulator start at ``START_OFFSET_S`` (HPCC's generated flows start at 2 s; nothing happens
+before).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class SimInputs:
     trace: str
     plan: list[SimFlow] = field(default_factory=list)
     node_ids: dict[str, int] = field(default_factory=dict)
-    link_delay_s: float = 1e-6
+    link_delay_s: float = 1e-6  # fabric.link_delay (target seconds)
     queue_monitor: bool = True
     trace_nodes: tuple[str, ...] = ()
     workload_plan: Any = None  # serving_disagg: the serving model's turn (serving.py)
@@ -54,11 +56,13 @@ class SimInputs:
         return written
 
 
-def build_inputs(spec: Spec, link_delay_s: float = 1e-6, queue_monitor: bool = True,
+def build_inputs(spec: Spec, queue_monitor: bool = True,
                  trace_nodes: tuple[str, ...] = (),
                  simulated_s: dict[int, float] | None = None) -> SimInputs:
-    """The inputs of ``spec``; ``simulated_s`` (serving_disagg): the previous round's
-    simulated transfer times, by request index, for the serving model to plan with."""
+    """The inputs of ``spec`` (every link's delay is its ``fabric.link_delay``);
+    ``simulated_s`` (serving_disagg): the previous round's simulated transfer times, by
+    request index, for the serving model to plan with."""
+    link_delay_s = spec_link_delay_s(spec)
     flows, notes, workload_plan = workload_transfers(spec, simulated_s)
     if not flows:
         from .plan import NotExportable
@@ -73,11 +77,8 @@ def build_inputs(spec: Spec, link_delay_s: float = 1e-6, queue_monitor: bool = T
         raise NotExportable(f"--trace {','.join(unknown)}: no such node (hosts h1..h"
                             f"{len(topo.host_names())}, switches {', '.join(topo.routers()[:4])}"
                             "...)")
-    config = simulator_config(spec, link_delay_s)
+    config = simulator_config(spec)
     config.approximations += notes
-    config.approximations.append(
-        f"every link has {link_delay_s * 1e6:g} us of propagation delay (the spec has no link "
-        "delay: the emulation adds none)")
     keys = config.keys
     keys.update(FILES)
     keys["ENABLE_TRACE"] = "1" if trace_nodes else "0"
@@ -95,6 +96,11 @@ def build_inputs(spec: Spec, link_delay_s: float = 1e-6, queue_monitor: bool = T
                      trace_text([ids[n] for n in trace_nodes]), plan=flows, node_ids=ids,
                      link_delay_s=link_delay_s, queue_monitor=queue_monitor,
                      trace_nodes=tuple(trace_nodes), workload_plan=workload_plan)
+
+
+def spec_link_delay_s(spec: Spec) -> float:
+    """``fabric.link_delay`` in target seconds (what the simulator's links are given)."""
+    return float(spec.target["fabric"]["link_delay"])
 
 
 def horizon(flows: list[SimFlow], host_rate_bps: float) -> tuple[float, int]:

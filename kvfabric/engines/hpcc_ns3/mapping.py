@@ -54,6 +54,8 @@ FIELD_MAPPING: dict[tuple[str, str], tuple[str, str]] = {
     ("fabric", "hosts_per_side"): (MAPPED, "topology.txt"),
     ("fabric", "target_rate"): (MAPPED, "topology.txt host link rates; KMIN/KMAX/PMAX_MAP"),
     ("fabric", "target_fabric_rate"): (MAPPED, "topology.txt fabric link rates"),
+    ("fabric", "link_delay"): (MAPPED, "topology.txt: every link's delay; the simulator's "
+                               "PFC headroom (3 x rate x link delay) in BUFFER_SIZE"),
     ("fabric", "dilation"): (NOT_NEEDED, "the simulator runs the target at its real rate "
                              "(dilation 1)"),
     ("fabric", "buffer"): (NOT_EXPRESSIBLE, "the lossy class's per-port buffer: the simulator "
@@ -220,7 +222,7 @@ def link_rates(spec: Spec) -> list[int]:
     return sorted(rates)
 
 
-def simulator_config(spec: Spec, link_delay_s: float = 1e-6) -> SimConfig:
+def simulator_config(spec: Spec) -> SimConfig:
     """CC, ECN, PFC, buffer, payload and ACK keys of config.txt (file names and times are the
     writer's)."""
     workload = spec.target["workload"]
@@ -244,7 +246,7 @@ def simulator_config(spec: Spec, link_delay_s: float = 1e-6) -> SimConfig:
                  "RATE_BOUND": "1", "ACK_HIGH_PRIO": "1", "LINK_DOWN": "0 0 0"})
     ecn_keys, ecn_notes = ecn_maps(spec)
     keys.update(ecn_keys)
-    megabytes, buffer_note = buffer_size_mb(spec, link_delay_s)
+    megabytes, buffer_note = buffer_size_mb(spec)
     keys["BUFFER_SIZE"] = str(megabytes)
     cfg.approximations += ALWAYS + ecn_notes + [buffer_note] + profile_notes(params)
     if transport == "roce-none":
@@ -319,12 +321,13 @@ def ecn_maps(spec: Spec) -> tuple[dict[str, str], list[str]]:
              "PMAX_MAP": " ".join([count, *pmax])}, notes)
 
 
-def buffer_size_mb(spec: Spec, link_delay_s: float = 1e-6) -> tuple[int, str]:
+def buffer_size_mb(spec: Spec) -> tuple[int, str]:
     """The largest switch's per-port lossless buffers summed and rounded up to whole MB (the
     simulator's unit: 1024 x 1024 B). A port's buffer is queues.lossless_buffer when set,
     else XOFF plus the headroom: queues.headroom when set, else the simulator's own
-    (3 x rate x link delay; kvfabric's derived headroom covers its real-time agent, which the
-    simulator does not have)."""
+    (3 x rate x fabric.link_delay; kvfabric's derived headroom covers its real-time agent,
+    which the simulator does not have)."""
+    link_delay_s = float(spec.target["fabric"]["link_delay"])
     settings = spec.queue_settings()
     queues = spec.target["queues"]
     topo = target_topology(spec)

@@ -134,7 +134,7 @@ def take_turns(spec: Spec, inputs, sim_dir: Path, simulate):
     while True:
         simulated = inputs.workload_plan
         times = simulated_times(simulated, inputs.node_ids, sim_dir / "fct.txt")
-        turn = build_inputs(spec, inputs.link_delay_s, inputs.queue_monitor,
+        turn = build_inputs(spec, inputs.queue_monitor,
                             inputs.trace_nodes, simulated_s=times)
         served = turn.workload_plan
         served.rounds, served.differing = rounds, differing(served, simulated)
