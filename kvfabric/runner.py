@@ -25,6 +25,7 @@ from .derived import derived_values
 from .environment import collect_environment
 from .fidelity import CpuSampler
 from .fidelity import assess as assess_fidelity
+from .link_delay import state_link_delay
 from .lock import fabric_lock
 from .progress import Progress
 from .queue_results import (
@@ -269,6 +270,7 @@ def _summarise(spec, run_dir, status, error, timings, ctx,
         log.error("analysis failed: %s", traceback.format_exc())
         if status == "ok":
             status, error = "failed", f"analysis: {_describe(exc)}"
+    delay_note = state_link_delay(spec, ctx.facts, ctx.fabric.backends)
     summary = {
         "status": status,
         "error": error,
@@ -285,7 +287,7 @@ def _summarise(spec, run_dir, status, error, timings, ctx,
         "facts": ctx.facts,
         "results": workload_summary,
         "queues": queue_summary,
-        "approximations": BASE_APPROXIMATIONS + (
+        "approximations": BASE_APPROXIMATIONS + [delay_note] + (
             queue_approximations(ctx.fabric.ecn_backend) if queue_summary is not None
             else []) + (
             ["OVS userspace datapath (netdev): lower throughput than the kernel datapath; "

@@ -26,7 +26,7 @@ from ..dilation import emulate_params
 from ..schema import Field, SpecIssue
 from .ecn_port import bottleneck_ecn, dequeue_marking
 from .hosts import check_receiver_and_senders
-from .path_rtt import measure_path_rtt
+from .path_rtt import measure_path_rtt, path_rtt_note
 from .roce_incast_analysis import analyse  # noqa: F401  (part of the workload interface)
 from .tcp_incast import choose_senders, set_rto_min
 
@@ -143,8 +143,8 @@ def run(ctx) -> None:
     ctx.record("senders", senders)
     ctx.record("block_bytes", size)
     scale = spec.scale
-    rtt = measure_path_rtt(fabric, senders[0], fabric.host_ips[workload["receiver"]],
-                           scale.dilation)
+    rtt = measure_path_rtt(fabric, senders[0], workload["receiver"], scale.dilation,
+                           spec.target["fabric"]["link_delay"])
     ctx.record("path_rtt", rtt)
     notes = [
         "RoCE endpoints are Python processes (traffic/roce_endpoint.py): frames are real "
@@ -155,10 +155,7 @@ def run(ctx) -> None:
         f"target runs at {scale.emulated_host_rate_bps / 1e6:g} Mbit/s, every duration "
         "(DCQCN timers, CNP interval, retransmission timer, rounds) x D, bytes unchanged; "
         "results are in target units",
-        "no link delay is added (no netem): the path's real RTT (kernel ping, idle fabric) "
-        f"was {rtt.get('rtt_avg_s', float('nan')) * 1e6:.0f} us of wall time, "
-        f"{rtt.get('rtt_avg_target_us', float('nan')):.2f} us of target time; the RoCE "
-        "endpoints' own processing adds to it",
+        path_rtt_note(rtt),
     ]
     if any(t.startswith("tcp-") for t in transports(workload)):
         if workload["tcp_rto_min"] is not None:

@@ -130,6 +130,34 @@ def test_roce_incast_experiment_runs_both_transports_on_a_fabric(tmp_path, nothi
     nothing_left()
 
 
+def test_roce_incast_states_the_target_link_delay_beside_the_measured_rtt(tmp_path,
+                                                                          nothing_left):
+    """fabric.link_delay is not added on the links: the run says so, and puts the target's
+    propagation RTT (hops x 2 x link delay) beside the path RTT it measured."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "kvfabric.cli", "run", "roce_incast", "--results", str(tmp_path),
+         "--set", "workload.blocks=1", "--set", "workload.transports=roce-dcqcn",
+         "--set", "fabric.link_delay=2us"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "roce_incast").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "ok"
+    d = summary["scale"]["dilation"]
+    delay = summary["facts"]["link_delay"]
+    assert delay["applied"] is False and delay["target_us"] == pytest.approx(2.0)
+    assert delay["emulated_us"] == pytest.approx(2.0 * d)
+    env = json.loads((run_dir / "env.json").read_text())
+    assert delay["netem"] == (env["capabilities"]["backends"]["delay"] == "netem")
+    rtt = summary["facts"]["path_rtt"]
+    assert rtt["rtt_avg_target_us"] > 0 and rtt["hops"] in (2, 4)  # same leaf or across
+    assert rtt["target_propagation_rtt_us"] == pytest.approx(rtt["hops"] * 2 * 2.0)
+    notes = summary["approximations"]
+    assert any(n.startswith("link delay not emulated: the target's 2 us") for n in notes)
+    assert any("of propagation over its" in n for n in notes)
+    nothing_left()
+
+
 def test_kv_trace_experiment_completes_every_planned_transfer(tmp_path, nothing_left):
     proc = subprocess.run(
         [sys.executable, "-m", "kvfabric.cli", "run", "kv_trace", "--results", str(tmp_path),
