@@ -15,6 +15,7 @@ as posted and measured), ``attainment.csv`` (SLO attainment against request rate
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -236,8 +237,17 @@ def _stop_endpoints(senders: dict, receivers: list, finished: bool) -> None:
                 continue
             except subprocess.TimeoutExpired:
                 stuck.append(host)
-        proc.terminate()
-    for proc in [*senders.values(), *receivers]:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in senders.values():  # their reports are not read any more
+        with contextlib.suppress(OSError):
+            proc.stdout.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for proc in receivers:
         proc.terminate()
         try:
             proc.communicate(timeout=30)
