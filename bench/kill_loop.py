@@ -1,5 +1,7 @@
 """Random-kill loop: runs of the installed ``kvfabric`` command killed by SIGINT, SIGTERM or
-SIGKILL at random moments (bring-up, workload, teardown, analysis), one or two signals each.
+SIGKILL at random moments (bring-up, workload, teardown, analysis), one or two signals each,
+over tcp_incast, roce_incast (per-host and shared senders), tcp_incast on OpenFlow, link_failure
+with the controller and serving_disagg.
 
 After every run it checks, under the fabric lock: nothing of kvfabric's is left on the host
 (after SIGKILL, after the next ``kvfabric clean``, since no process can clean up after
@@ -42,6 +44,8 @@ SCENARIOS = [
                   "--set", "workload.rounds=3", "--set", "workload.block_size=64KiB"], 12.0),
     ("controller", ["link_failure", "--set", "workload.duration=3s", "--set",
                     "workload.fail_at=1s", "--set", "workload.restore_at=2s"], 14.0),
+    ("serving", ["serving_disagg", "--set", "workload.max_requests=3",
+                 "--set", "workload.input_tokens=1024"], 20.0),
 ]
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
 #: A signal this soon after exec can land before Python runs kvfabric's first line (the
