@@ -346,8 +346,7 @@ def _start_senders(ctx, decode: list[str], prefill: list[str], out_dir: Path) ->
 
 
 def _recorded(transfers: list[MeasuredTransfer]):
-    """A factory of transfer ports that replay these transfers' times (unknown requests:
-    the median)."""
+    """A factory of ports replaying these transfers' times (others: their median)."""
     measured = {t.request_index: t.arrived_s - t.start_s for t in transfers}
     fallback = float(np.median(list(measured.values()))) if measured else 0.0
     return measured, fallback, lambda: RecordedTransfer(measured, default_s=fallback)

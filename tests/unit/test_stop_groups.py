@@ -41,8 +41,14 @@ def test_a_group_that_ignores_sigterm_is_killed_at_the_deadline_with_its_childre
 
 
 def test_processes_that_obey_the_first_signal_are_reaped_without_waiting_for_the_deadline():
-    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+    # SIGINT's handler set explicitly: a child of a background job inherits SIGINT ignored,
+    # and Python then keeps it ignored.
+    obeys = ("import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "print(flush=True); time.sleep(60)")
+    procs = [subprocess.Popen([sys.executable, "-c", obeys], stdout=subprocess.PIPE,
                               start_new_session=True) for _ in range(3)]
+    for proc in procs:  # the handler is in place before the signal
+        proc.stdout.readline()
     started = time.monotonic()
     stop_groups(procs, grace_s=30, first=signal.SIGINT)
     assert time.monotonic() - started < 10
