@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from fabriccore.processes import stop_groups
 from serving.cluster import TRANSFER_MODES, ClusterConfig, serve
 from serving.metrics import Slo
 from serving.presets import GPUS, PARAMETERS, roofline_profile
@@ -54,6 +55,8 @@ from .serving_fabric import MeasuredTransfer, drive
 DEFAULT_METRIC = "goodput_gain"
 #: How long a sender may take to exit once told that no transfer follows (its last reports).
 SENDER_END_TIMEOUT_S = 60.0
+#: How long an endpoint has to write its files after SIGTERM before it is killed.
+ENDPOINT_STOP_GRACE_S = 30.0
 FIELDS = [
     Field("prefill", "int", 3, "prefill instances (hosts after the decode hosts)", minimum=1,
           maximum=64),
@@ -225,35 +228,20 @@ def _stop_endpoints(senders: dict, receivers: list, finished: bool) -> None:
     and waited for; after one that was interrupted or failed, the senders are stopped at
     once (a sender may still be carrying a transfer that nothing will read)."""
     stuck = []
-    for host, proc in senders.items():
-        if finished:
-            try:
-                proc.stdin.write("end\n")
-                proc.stdin.close()
-            except (BrokenPipeError, ValueError):
-                pass
-            try:
-                proc.wait(timeout=SENDER_END_TIMEOUT_S)
-                continue
-            except subprocess.TimeoutExpired:
-                stuck.append(host)
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in senders.values():  # their reports are not read any more
+    for host, proc in senders.items() if finished else ():
+        try:
+            proc.stdin.write("end\n")
+            proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+        try:
+            proc.wait(timeout=SENDER_END_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            stuck.append(host)
+    for proc in [*senders.values(), *receivers]:  # their reports are not read any more
         with contextlib.suppress(OSError):
             proc.stdout.close()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for proc in receivers:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+    stop_groups([*senders.values(), *receivers], ENDPOINT_STOP_GRACE_S)
     if stuck:
         raise RuntimeError(f"RoCE sender(s) on {', '.join(stuck)} did not end within "
                            f"{SENDER_END_TIMEOUT_S:g} s of the last transfer; see their "
@@ -370,14 +358,13 @@ def _write_offline(run_dir: Path, requests, config: ClusterConfig, workload: dic
     own = {policy: _recorded(theirs)[2] for policy, theirs in other_policies.items()}
     own[config.policy] = port
     policies = compare_policies(requests, config, port, slo, per_policy=own)
-    carried = {config.policy, *other_policies}
     write_rows(run_dir / "policies.csv", [
         {"policy": name, "prefix_hit_share": p["prefix_hit_share"],
          "fabric_bytes": p["fabric_bytes"], "ttft_p50_s": p["ttft_s"]["p50"],
          "ttft_p99_s": p["ttft_s"]["p99"], "slo_attainment": p.get("slo_attainment"),
          # own: the times this policy's own pass measured (or simulated); replayed: the
          # run's policy's times, replayed under this one
-         "transfers": "own" if name in carried else "replayed"}
+         "transfers": "own" if name in own else "replayed"}
         for name, p in policies.items()])
 
 
