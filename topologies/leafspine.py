@@ -1,4 +1,5 @@
-"""Fabric shapes as Mininet ``Topo`` classes: leaf-spine, and the incast studies' star and dumbbell.
+"""Fabric shapes as Mininet ``Topo`` classes: leaf-spine, the incast studies' star and dumbbell,
+and a one-switch bottleneck.
 
 Nodes carry a ``role`` (host, leaf or spine); links carry ``rate_bps`` and ``buffer_bytes``
 plus Mininet's own ``bw`` (Mbit/s) and ``max_queue_size`` (packets), and switches carry
@@ -103,6 +104,23 @@ class Star(FabricTopo):
             self.add_link(self.add_host(f"h{i}"), leaf, self.host_rate_bps)
 
 
+class Bottleneck(FabricTopo):
+    """One switch, ``senders`` hosts h1..hN at the host rate and one receiver h(N+1) on a link
+    at ``bottleneck_rate_bps`` (default: the host rate): the switch's port towards the
+    receiver (``l1`` -> ``receiver``) is the one queue every sender shares."""
+
+    def build(self, senders: int = 2, bottleneck_rate_bps: int | None = None) -> None:
+        leaf = self.add_router("l1", "leaf")
+        for i in range(1, senders + 1):
+            self.add_link(self.add_host(f"h{i}"), leaf, self.host_rate_bps)
+        self.receiver = self.add_host(f"h{senders + 1}")
+        self.bottleneck_rate_bps = int(bottleneck_rate_bps or self.host_rate_bps)
+        self.add_link(self.receiver, leaf, self.bottleneck_rate_bps)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "bottleneck_rate_bps": self.bottleneck_rate_bps}
+
+
 class Dumbbell(FabricTopo):
     """Two leaves joined by one fabric link, N hosts on each side."""
 
@@ -115,4 +133,4 @@ class Dumbbell(FabricTopo):
 
 
 #: For ``mn --custom topologies/leafspine.py --topo NAME,ARGS`` (Mininet reads ``topos``).
-topos = {"leafspine": LeafSpine, "star": Star, "dumbbell": Dumbbell}
+topos = {"leafspine": LeafSpine, "star": Star, "dumbbell": Dumbbell, "bottleneck": Bottleneck}

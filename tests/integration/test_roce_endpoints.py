@@ -3,8 +3,9 @@ cut) and every message still completes; competing flows converge to fair shares;
 of a run decodes in tshark as RoCE with the right opcodes, QPs, PSNs and DSCP/ECN; the
 roce_incast experiment runs end to end on a fabric.
 
-The bottleneck is a private router namespace (HTB + bfifo + the eBPF ECN marker on DSCP 26),
-standing in for the fabric's lossless/ECN queues until those exist on every port.
+The first two run on a fabric of one switch (roce_flows.py): its port towards the receiver is
+the bottleneck, with the fabric's traffic classes without PFC and the eBPF ECN marker on the
+lossless class (DSCP 26).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections import Counter, defaultdict
 import pytest
 from roce_flows import run_flows
 
+from wire.dscp import LOSSLESS
+
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces, tc and bpf(2)"),
@@ -31,7 +34,8 @@ MESSAGE_BYTES = 65536
 MTU_PAYLOAD = 1024
 
 
-def test_dcqcn_cuts_rates_on_cnps_and_every_message_completes_in_a_clean_capture(tmp_path):
+def test_dcqcn_cuts_rates_on_cnps_and_every_message_completes_in_a_clean_capture(tmp_path,
+                                                                                 nothing_left):
     messages = 30
     run = run_flows(tmp_path, flows=2, bottleneck_bps=20_000_000, line_bps=100e6,
                     messages=messages, message_bytes=MESSAGE_BYTES, capture=True)
@@ -44,8 +48,9 @@ def test_dcqcn_cuts_rates_on_cnps_and_every_message_completes_in_a_clean_capture
         assert qp["messages"] == messages
         assert qp["ce_packets"] > 0
         assert 0 < qp["cnps_sent"] <= qp["ce_packets"]
-    assert run.marks["roce"]["marks"] > 0
+    assert run.marks[LOSSLESS]["marks"] > 0
     assert "\n0 packets dropped by kernel" in run.extra["tcpdump"], run.extra["tcpdump"]
+    nothing_left()
     _assert_capture_decodes(run.pcap, flows=2,
                             packets_per_qp=messages * MESSAGE_BYTES // MTU_PAYLOAD)
 
@@ -86,7 +91,7 @@ def jain(values: list[float]) -> float:
     return sum(values) ** 2 / (len(values) * sum(v * v for v in values))
 
 
-def test_four_dcqcn_flows_on_one_bottleneck_converge_to_fair_shares(tmp_path):
+def test_four_dcqcn_flows_on_one_bottleneck_converge_to_fair_shares(tmp_path, nothing_left):
     """A 2.5 Gbit/s target dilated 25 times (timers 25x the paper's, rates / 25), so
     convergence fits in a test of about 15 s."""
     message_bytes = 32768
@@ -100,6 +105,7 @@ def test_four_dcqcn_flows_on_one_bottleneck_converge_to_fair_shares(tmp_path):
     assert jain(rates) >= 0.95, [round(r / 1e6, 2) for r in rates]
     assert sum(rates) > 0.5 * 40e6, "the flows left most of the bottleneck idle"
     assert all(s["qps"][0]["rate_cuts"] > 0 for s in run.senders)
+    nothing_left()
 
 
 def test_roce_incast_experiment_runs_both_transports_on_a_fabric(tmp_path, nothing_left):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from topologies.addressing import host_addresses, plan_links
-from topologies.leafspine import Dumbbell, LeafSpine, Star
+from topologies.leafspine import DEFAULT_HOST_RATE_BPS, Bottleneck, Dumbbell, LeafSpine, Star
 from topologies.openflow import static_rules
 from topologies.paths import count_equal_cost_paths, equal_cost_next_hops
 
@@ -24,6 +24,21 @@ def test_star_and_dumbbell_counts():
     assert len(Star(hosts=5).links()) == 5
     dumbbell = Dumbbell(hosts_per_side=3)
     assert len(dumbbell.host_names()) == 6 and len(dumbbell.links()) == 7
+
+
+def test_bottleneck_puts_the_receiver_alone_behind_the_slow_link():
+    topo = Bottleneck(senders=3, bottleneck_rate_bps=20_000_000, host_rate_bps=100_000_000)
+    assert topo.host_names() == ["h1", "h2", "h3", "h4"] and topo.routers() == ["l1"]
+    assert topo.receiver == "h4"
+    rates = {frozenset((a, b)): info["rate_bps"] for a, b, info in topo.links(withInfo=True)}
+    assert rates == {frozenset(("h1", "l1")): 100_000_000, frozenset(("h2", "l1")): 100_000_000,
+                     frozenset(("h3", "l1")): 100_000_000, frozenset(("h4", "l1")): 20_000_000}
+    # The switch's end of the receiver's link is the only port at the bottleneck rate.
+    ends = [end for plan in plan_links(topo, "l3") for end in (plan.a, plan.b)
+            if plan.rate_bps == 20_000_000 and end.node == "l1"]
+    assert [(end.peer_node, end.ifname) for end in ends] == [("h4", "l1-eth4")]
+    assert topo.describe()["bottleneck_rate_bps"] == 20_000_000
+    assert Bottleneck(senders=2).bottleneck_rate_bps == DEFAULT_HOST_RATE_BPS
 
 
 @pytest.mark.parametrize("mode", ["l3", "openflow"])
@@ -70,6 +85,7 @@ def test_topologies_load_as_mininet_custom_file():
     """`mn --custom topologies/leafspine.py --topo leafspine,2,2,2` reads the `topos` dict."""
     path = Path(__file__).resolve().parents[2] / "topologies" / "leafspine.py"
     namespace = runpy.run_path(str(path))
+    assert namespace["topos"]["bottleneck"](4, 20_000_000).receiver == "h5"
     topo = namespace["topos"]["leafspine"](2, 2, 2)
     assert len(topo.hosts()) == 4 and len(topo.switches()) == 4
     assert all("bw" in topo.linkInfo(a, b) for a, b in topo.links())
