@@ -22,6 +22,7 @@ lint: setup
 
 bench: setup
 	$(PY) bench/bringup.py
+	$(PY) bench/bringup.py --scale
 	$(PY) bench/queues.py
 	$(PY) bench/roce_sender.py
 	$(PY) bench/smoke.py --repeat 3

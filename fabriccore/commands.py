@@ -39,25 +39,3 @@ def run(argv: Sequence[str], *, check: bool = True, timeout_s: float = 30.0,
 def netns_argv(netns: str, argv: Sequence[str]) -> list[str]:
     """argv that runs argv inside the named network namespace."""
     return ["ip", "netns", "exec", netns, *[str(a) for a in argv]]
-
-
-def run_parallel(argvs: Sequence[Sequence[str]], timeout_s: float = 30.0) -> None:
-    """Run independent commands concurrently (bring-up spends its time in process start-up);
-    raise CommandError for the first that failed."""
-    procs = []
-    for argv in argvs:
-        argv = [str(a) for a in argv]
-        procs.append((argv, subprocess.Popen(argv, stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.PIPE, text=True)))
-    failure = None
-    for argv, proc in procs:
-        try:
-            _, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-            err = f"timed out after {timeout_s:g} s"
-        if proc.returncode != 0 and failure is None:
-            failure = CommandError(argv, proc.returncode, err)
-    if failure is not None:
-        raise failure

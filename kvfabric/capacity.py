@@ -14,11 +14,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Bring-up seconds per node, l3 mode with the traffic classes on every port (the default),
-#: from `kvfabric run tcp_incast` at three sizes (summary.json timings_s.bringup_s, the
-#: machine shared with other jobs): 12 nodes 3.07 s, 38 nodes 10.27 s, 76 nodes 20.47 s,
-#: linear at 0.26-0.27 s a node. (openflow without queues: 0.05-0.11 s a node.)
-BRINGUP_S_PER_NODE = 0.27
+#: Bring-up seconds per node, l3 mode with the traffic classes, an eBPF marker on every port
+#: and the queue agent (a run's default), from `bench/bringup.py --scale` on a 2-vCPU VM:
+#: 22 nodes 1.89 s, 76 nodes 7.41 s, 148 nodes 14.32 s, linear at 0.086-0.098 s a node,
+#: rounded up. (Before namespaces, veths and sockets were set up in-process: 0.27 s.)
+BRINGUP_S_PER_NODE = 0.10
 #: Cores of the host BRINGUP_S_PER_NODE was measured on. Bring-up is mostly serial netlink
 #: work: more cores do not make it faster, fewer make it slower.
 MEASURED_CORES = 2

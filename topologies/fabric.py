@@ -17,15 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fabriccore.backends import Backends
-from fabriccore.commands import netns_argv, run, run_parallel
+from fabriccore.commands import netns_argv, run
 from fabriccore.naming import netns_name
+from fabriccore.netns import create_namespaces, in_namespace, write_sysctls
 from fabriccore.processes import stop_groups
 from wire.frames import frame_bytes
 
 from . import l3, netlink, openflow
 from .addressing import LinkPlan, host_addresses, plan_links
 from .leafspine import FabricTopo
-from .port import Port, queue_stats_of
+from .port import Port, attach_markers, queue_stats_of
 from .queues import agent_process, port_qdiscs
 from .queues.settings import QueueSettings
 
@@ -128,56 +129,49 @@ class Fabric:
         self.build_timings.phases_s[name] = time.perf_counter() - start
 
     def _create_namespaces(self) -> None:
-        for node in self.topo.nodes():
-            if self._has_netns(node):
-                name = self.netns(node)
-                self.namespaces.append(name)
-                netlink.create_namespace(name)
+        # Recorded before they are made, so that a failure half-way is still torn down.
+        self.namespaces = [self.netns(n) for n in self.topo.nodes() if self._has_netns(n)]
+        create_namespaces(self.namespaces)
 
-    def _root_name(self, number: int, side: str, end) -> str:
-        """Name of a link end in the root namespace: its final name for OVS ports, a
-        temporary one for ends that move into a node's namespace."""
-        if self._has_netns(end.node):
-            return f"kvf-t{number}{side}"
-        return openflow.port_name(end.ifname)
+    def _ifname(self, end) -> str:
+        """The name of a link end: in a node's namespace its own (``h1-eth0``), in the root
+        namespace (an OVS switch port) prefixed (``kvf-l1-eth3``)."""
+        return end.ifname if self._has_netns(end.node) else openflow.port_name(end.ifname)
+
+    def _end_netns(self, end) -> str | None:
+        return self.netns(end.node) if self._has_netns(end.node) else None
 
     def _create_links(self) -> None:
-        tx_checksum_off = self.mode == "openflow"
-        offloads = []
+        """Every veth created with both ends in their namespaces, under their final names,
+        MTU and (in a namespace) MAC."""
         with netlink.namespace(None) as ipr:
-            for number, plan in enumerate(self.plans):
-                name_a = self._root_name(number, "a", plan.a)
-                name_b = self._root_name(number, "b", plan.b)
-                # Record before creating so that a failure half-way is still torn down.
-                self.root_interfaces += [name_a, name_b]
-                netlink.create_veth(name_a, name_b)
-                offloads += [netlink.offload_argv(n, tx_checksum=tx_checksum_off)
-                             for n in (name_a, name_b)]
-            # Offloads are set while every end is still in the root namespace: one ethtool
-            # per interface, run concurrently, and no `ip netns exec` needed.
-            run_parallel(offloads)
-            for number, plan in enumerate(self.plans):
-                for side, end in (("a", plan.a), ("b", plan.b)):
-                    root_name = self._root_name(number, side, end)
-                    if self._has_netns(end.node):
-                        ipr.link("set", index=netlink.link_index(ipr, root_name),
-                                 net_ns_fd=self.netns(end.node))
-                        self.root_interfaces.remove(root_name)
+            for plan in self.plans:
+                ends = [{"ifname": self._ifname(end), "mtu": plan.mtu,
+                         "netns": self._end_netns(end),
+                         "address": end.mac if self._has_netns(end.node) else None}
+                        for end in (plan.a, plan.b)]
+                # Recorded before creating, so that a failure half-way is still torn down
+                # (ends in a namespace go with it).
+                self.root_interfaces += [e["ifname"] for e in ends if e["netns"] is None]
+                netlink.create_veth(ipr, *ends)
 
     def _configure_ports(self) -> None:
-        """One netlink socket per namespace (opening one forks a helper in pyroute2)."""
+        """Per namespace, one netlink socket (opened with this thread in the namespace): the
+        offloads, addresses and queues of each of its ports."""
+        tx_checksum_off = self.mode == "openflow"
         by_namespace: dict[str | None, list] = {}
-        for number, plan in enumerate(self.plans):
-            for side, end in (("a", plan.a), ("b", plan.b)):
-                ns_name = self.netns(end.node) if self._has_netns(end.node) else None
-                by_namespace.setdefault(ns_name, []).append(
-                    (self._root_name(number, side, end), end, plan))
+        for plan in self.plans:
+            for end in (plan.a, plan.b):
+                by_namespace.setdefault(self._end_netns(end), []).append((end, plan))
         for ns_name, ends in by_namespace.items():
+            with in_namespace(ns_name):  # the offloads' ioctl socket is opened there
+                for end, _plan in ends:
+                    netlink.disable_offloads(self._ifname(end), tx_checksum=tx_checksum_off)
             with netlink.namespace(ns_name) as handle:
                 if ns_name:
                     netlink.bring_up_loopback(handle)
-                for current_name, end, plan in ends:
-                    port = Port.set_up(handle, current_name, end, plan, ns_name,
+                for end, plan in ends:
+                    port = Port.set_up(handle, self._ifname(end), end, plan, ns_name,
                                        self.topo.role(end.node))
                     if not self.has_classes:
                         port.shape_fifo(handle, host_queue_bytes(self.topo)
@@ -223,8 +217,7 @@ class Fabric:
         """The clsact program on every port: DSCP classification for HTB, 100 us telemetry
         bins, and ECN marking when the eBPF backend was chosen."""
         ecn_in_bpf = self.ecn_backend == "ebpf" and self.queue_settings.ecn
-        for port in self.ports:
-            port.attach_marker(timeline=self.queue_settings.telemetry, ecn=ecn_in_bpf)
+        attach_markers(self.ports, timeline=self.queue_settings.telemetry, ecn=ecn_in_bpf)
 
     def agent_config(self):
         """The queue agent's configuration: every port's own entry, and the fabric's PFC,
@@ -300,7 +293,8 @@ class Fabric:
                     if other != host:
                         netlink.add_static_neighbor(ns, ifnames[host], self.host_ips[other],
                                                     macs[other])
-        run_parallel([netlink.sysctl_argv(self.netns(h), l3.HOST_SYSCTLS) for h in self.hosts()])
+        for host in self.hosts():
+            write_sysctls(self.netns(host), l3.HOST_SYSCTLS)
 
     # -- processes ---------------------------------------------------------------------
     def popen(self, node: str, argv: Sequence[str], **kwargs) -> subprocess.Popen:

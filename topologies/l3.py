@@ -7,12 +7,12 @@ equal-cost next hops (kernel multipath routes), hashed on the L4 five-tuple
 
 from __future__ import annotations
 
-from fabriccore.commands import run_parallel
+from fabriccore.netns import write_sysctls
 
 from .addressing import LinkPlan
 from .leafspine import FabricTopo
-from .netlink import add_route, namespace, sysctl_argv
-from .paths import equal_cost_next_hops
+from .netlink import add_route, namespace
+from .paths import equal_cost_next_hops, hop_distances
 
 ROUTER_SYSCTLS = {
     "net.ipv4.ip_forward": 1,
@@ -51,16 +51,19 @@ def configure_routing(topo: FabricTopo, plans: list[LinkPlan], netns_of) -> None
     """Sysctls, host default routes and router multipath routes."""
     peers = peer_addresses(plans)
     subnets = host_subnets(topo, plans)
-    run_parallel([sysctl_argv(netns_of(h), HOST_SYSCTLS) for h in topo.host_names()]
-                 + [sysctl_argv(netns_of(r), ROUTER_SYSCTLS) for r in topo.routers()])
+    for host in topo.host_names():
+        write_sysctls(netns_of(host), HOST_SYSCTLS)
+    for router in topo.routers():
+        write_sysctls(netns_of(router), ROUTER_SYSCTLS)
     for host in topo.host_names():
         (leaf,) = topo.neighbors(host)
         with namespace(netns_of(host)) as ns:
             add_route(ns, "default", [peers[(host, leaf)]])
+    distances = {host: hop_distances(topo, host) for host in subnets}
     for router in topo.routers():
         with namespace(netns_of(router)) as ns:
             for host, subnet in subnets.items():
-                hops = equal_cost_next_hops(topo, router, host)
+                hops = equal_cost_next_hops(topo, router, host, distances[host])
                 if hops == [host]:
                     continue  # directly connected subnet
                 add_route(ns, subnet, [peers[(router, hop)] for hop in hops])

@@ -64,8 +64,19 @@ class FabricTopo(Topo):
     def host_names(self) -> list[str]:
         return [n for n in self.nodes() if self.role(n) == "host"]
 
+    def addLink(self, *args, **kwargs):  # noqa: N802 (Mininet's name)
+        self._neighbors = None  # a new link: the adjacency is built again when next asked
+        return super().addLink(*args, **kwargs)
+
     def neighbors(self, node: str) -> list[str]:
-        return [b if a == node else a for a, b in self.links() if node in (a, b)]
+        """The nodes linked to node, in the order of the links (one entry per link)."""
+        if getattr(self, "_neighbors", None) is None:
+            adjacency: dict[str, list[str]] = {n: [] for n in self.nodes()}
+            for a, b in self.links():
+                adjacency[a].append(b)
+                adjacency[b].append(a)
+            self._neighbors = adjacency
+        return list(self._neighbors.get(node, ()))
 
     def ingress_ports(self, node: str) -> int:
         """Ports that can feed one egress port of ``node`` (PFC headroom is sized for them)."""

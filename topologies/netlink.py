@@ -1,4 +1,5 @@
-"""Netlink primitives (pyroute2) for namespaces, veths, addresses, routes and neighbours.
+"""Netlink primitives (pyroute2) for namespaces, veths, addresses, routes and neighbours, and
+the segmentation offloads (ethtool's ioctl).
 
 Every call raises on failure (pyroute2's NetlinkError carries errno and message); callers add
 context. Names come from the address plan, which validates them.
@@ -7,23 +8,23 @@ context. Names come from the address plan, which validates them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import fcntl
+import socket
+import struct
 from collections.abc import Iterator
 
-from pyroute2 import IPRoute, NetNS, netns
+from pyroute2 import IPRoute, netns
 from pyroute2.netlink.rtnl.tcmsg import plugins as _tc_plugins
 
-from fabriccore.commands import netns_argv
 from fabriccore.naming import check_ifname
+from fabriccore.netns import in_namespace
 
 # pyroute2 ships no "bfifo" plugin and then forces the parent to the root; bfifo's options are
 # pfifo's (one u32 limit, read as bytes by the kernel), so reuse that encoder.
 _tc_plugins.setdefault("bfifo", _tc_plugins["pfifo"])
 
 NUD_PERMANENT = 0x80
-
-
-def create_namespace(name: str) -> None:
-    netns.create(name)
 
 
 def delete_namespace(name: str) -> None:
@@ -37,19 +38,32 @@ def list_namespaces() -> list[str]:
 
 @contextlib.contextmanager
 def namespace(name: str | None) -> Iterator[IPRoute]:
-    """A netlink socket in the named namespace (None: the root namespace)."""
-    handle = IPRoute() if name is None else NetNS(name)
+    """A netlink socket in the named namespace (None: the root namespace). The socket is
+    opened with this thread in the namespace and stays bound there: no helper process, as
+    pyroute2's NetNS would fork for each."""
+    with in_namespace(name):
+        handle = IPRoute()
     try:
         yield handle
     finally:
         handle.close()
 
 
-def create_veth(name_a: str, name_b: str) -> None:
-    """A veth pair in the root namespace (moved into namespaces afterwards)."""
-    with IPRoute() as ipr:
-        ipr.link("add", ifname=check_ifname(name_a), kind="veth",
-                 peer={"ifname": check_ifname(name_b)})
+def create_veth(handle: IPRoute, a: dict, b: dict) -> None:
+    """A veth pair whose ends are created where they belong, each end a dict of ``ifname``,
+    ``mtu``, optional ``address`` (MAC) and ``netns`` (a namespace name; absent or None: the
+    handle's namespace). Created in place, an end is never moved: moving a device between
+    namespaces costs the kernel a grace period (about 18 ms a move here), which was most of
+    a large fabric's link phase."""
+    def attrs(end: dict) -> dict:
+        out = {"ifname": check_ifname(end["ifname"]), "mtu": end["mtu"]}
+        if end.get("address"):
+            out["address"] = end["address"]
+        if end.get("netns"):
+            out["net_ns_fd"] = end["netns"]
+        return out
+
+    handle.link("add", kind="veth", **attrs(a), peer=attrs(b))
 
 
 def delete_root_interfaces(names: list[str]) -> None:
@@ -69,18 +83,12 @@ def link_index(handle: IPRoute, ifname: str) -> int:
     return found[0]
 
 
-def configure_interface(handle: IPRoute, ifname: str, *, mac: str | None, mtu: int,
-                        address: str | None) -> int:
-    index = link_index(handle, ifname)
-    attrs = {"mtu": mtu}
-    if mac:
-        attrs["address"] = mac
-    handle.link("set", index=index, **attrs)
+def configure_interface(handle: IPRoute, index: int, *, address: str | None) -> None:
+    """Give an interface its address (``a.b.c.d/len``, or None) and bring it up."""
     if address:
         ip, prefix = address.split("/")
         handle.addr("add", index=index, address=ip, prefixlen=int(prefix))
     handle.link("set", index=index, state="up")
-    return index
 
 
 def bring_up_loopback(handle: IPRoute) -> None:
@@ -100,19 +108,33 @@ def add_static_neighbor(handle: IPRoute, ifname: str, ip: str, mac: str) -> None
                  state=NUD_PERMANENT)
 
 
-def sysctl_argv(ns: str, values: dict[str, str | int]) -> list[str]:
-    """sysctl writes inside a namespace (/proc/sys/net is per-namespace and read at open)."""
-    return netns_argv(ns, ["sysctl", "-q", "-w", *[f"{k}={v}" for k, v in values.items()]])
+#: ethtool's legacy per-feature ioctls (linux/ethtool.h), which the kernel still maps onto its
+#: feature flags as ``ethtool -K`` does: set TSO, GSO, GRO and tx checksumming.
+SIOCETHTOOL = 0x8946
+ETHTOOL_STXCSUM = 0x17
+ETHTOOL_STSO = 0x1F
+ETHTOOL_SGSO = 0x24
+ETHTOOL_SGRO = 0x2C
 
 
-def offload_argv(ifname: str, *, tx_checksum: bool) -> list[str]:
-    """Segmentation offloads off, so that queues hold MTU-sized packets and byte-limited
-    buffers mean what they say; tx checksum offload off too for userspace OVS, where TCP
-    otherwise stalls on bad checksums."""
-    features = ["tso", "off", "gso", "off", "gro", "off"]
+def disable_offloads(ifname: str, *, tx_checksum: bool) -> None:
+    """Segmentation offloads off on an interface of this thread's namespace, so that queues
+    hold MTU-sized packets and byte-limited buffers mean what they say; tx checksum offload
+    off too for userspace OVS, where TCP otherwise stalls on bad checksums. The same as
+    ``ethtool -K IF tso off gso off gro off [tx off]``, without a process per interface."""
+    commands = [ETHTOOL_STSO, ETHTOOL_SGSO, ETHTOOL_SGRO]
     if tx_checksum:
-        features += ["tx", "off"]
-    return ["ethtool", "-K", ifname, *features]
+        commands.append(ETHTOOL_STXCSUM)
+    name = check_ifname(ifname).encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for command in commands:
+            value = ctypes.create_string_buffer(struct.pack("=II", command, 0))
+            request = struct.pack("16sP", name, ctypes.addressof(value)).ljust(40, b"\0")
+            try:
+                fcntl.ioctl(sock.fileno(), SIOCETHTOOL, request)
+            except OSError as exc:
+                raise OSError(exc.errno, f"ethtool command {command:#x} on {ifname}: "
+                              f"{exc.strerror}") from exc
 
 
 def interface_counters(handle: IPRoute, ifname: str) -> dict[str, int]:

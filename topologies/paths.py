@@ -47,9 +47,13 @@ def hop_distances(topo: FabricTopo, target: str) -> dict[str, int]:
                     else topo.neighbors(node))
 
 
-def equal_cost_next_hops(topo: FabricTopo, router: str, target_host: str) -> list[str]:
-    """Neighbors of router that lie on a shortest path to target_host, sorted by name."""
-    return downhill(hop_distances(topo, target_host), router,
+def equal_cost_next_hops(topo: FabricTopo, router: str, target_host: str,
+                         distance: dict[str, int] | None = None) -> list[str]:
+    """Neighbors of router that lie on a shortest path to target_host, sorted by name
+    (`distance`: hop_distances(topo, target_host), when the caller already has it)."""
+    if distance is None:
+        distance = hop_distances(topo, target_host)
+    return downhill(distance, router,
                     ((n, n) for n in topo.neighbors(router)
                      if n == target_host or topo.role(n) != "host"))
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +15,9 @@ from . import netlink
 from .queues import port_qdiscs
 from .queues.agent_config import ClassConfig, PortConfig
 from .shaping import egress_stats, htb_burst_bytes, shape_egress
+
+#: Ports whose eBPF markers are attached at once (attach_markers).
+MARKER_WORKERS = 2 * (os.cpu_count() or 1)
 
 
 @dataclass(eq=False)
@@ -38,18 +43,15 @@ class Port:
     marker: Any = field(default=None, repr=False)  # MarkerHandle when one is attached
 
     @classmethod
-    def set_up(cls, handle, current_name: str, end, plan, netns: str | None,
-               role: str) -> Port:
-        """Set up the interface now named current_name (handle: a netlink socket in its
-        namespace) as its plan says (`end` an addressing.InterfacePlan, `plan` its LinkPlan):
-        its final name and MAC (in a namespace), MTU and address; and make its Port."""
-        ifname = end.ifname if netns else current_name
-        if netns:
-            handle.link("set", index=netlink.link_index(handle, current_name), ifname=ifname)
-        netlink.configure_interface(handle, ifname, mac=end.mac if netns else None,
-                                    mtu=plan.mtu, address=end.address)
+    def set_up(cls, handle, ifname: str, end, plan, netns: str | None, role: str) -> Port:
+        """Set up the interface `ifname` of `end` (an addressing.InterfacePlan of `plan`, its
+        LinkPlan), created under that name with its MTU and MAC (`handle`: a netlink socket
+        in its namespace): its address, and up; and make its Port."""
+        index = netlink.link_index(handle, ifname)
+        netlink.configure_interface(handle, index, address=end.address)
+        mac = end.mac if netns else _link_mac(handle, index)
         return cls(end.node, ifname, netns, end.peer_node, plan.rate_bps, role, plan.mtu,
-                   mac=_link_mac(handle, ifname), ifindex=netlink.link_index(handle, ifname))
+                   mac=mac, ifindex=index)
 
     @property
     def port_id(self) -> str:
@@ -148,6 +150,30 @@ class Port:
                 for name, c in self.marker.read_counters().items()]
 
 
+def attach_markers(ports: Sequence[Port], *, timeline: bool, ecn: bool) -> None:
+    """Port.attach_marker on every port, a few at a time: each attachment waits mostly on
+    its tc process (which loads the program), so a few at once keep every core busy. Every
+    port is tried before the first failure is raised, so that each marker that was attached
+    is on its port for teardown to release."""
+    from .queues.bpf_tc import ensure_bpffs
+    from .queues.ebpf_marker import compile_marker
+
+    compile_marker()  # once, before the ports load it
+    ensure_bpffs()
+
+    def attach(port: Port) -> BaseException | None:
+        try:
+            port.attach_marker(timeline=timeline, ecn=ecn)
+        except BaseException as exc:  # returned: the other ports finish first
+            return exc
+        return None
+
+    with ThreadPoolExecutor(max_workers=MARKER_WORKERS) as pool:
+        failures = [error for error in pool.map(attach, ports) if error is not None]
+    if failures:
+        raise failures[0]
+
+
 def queue_stats_of(ports: Iterable[Port]) -> list[dict]:
     """Port.queue_stats of each port, the ports grouped by namespace (in the order each
     namespace first appears), with one qdisc dump per namespace."""
@@ -170,8 +196,8 @@ def qdisc_stats(route) -> dict[tuple[int, int], Any]:
     return {(s.ifindex, s.handle): s for s in route.dump_qdiscs()}
 
 
-def _link_mac(handle, ifname: str) -> str:
-    (link,) = handle.get_links(netlink.link_index(handle, ifname))
+def _link_mac(handle, index: int) -> str:
+    (link,) = handle.get_links(index)
     return link.get_attr("IFLA_ADDRESS")
 
 

@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fabriccore.netns import in_namespace
 from topologies.process_lifetime import die_with_parent
-from topologies.queues.tc_netlink import in_namespace
 from traffic.dcqcn import DcqcnParams, make_reaction_point
 from traffic.endpoint_exit import StopOnSignal
 from traffic.gobackn import Requester

@@ -11,7 +11,7 @@ import platform
 from collections.abc import Sequence
 from pathlib import Path
 
-from fabriccore.commands import CommandError, netns_argv, run
+from fabriccore.commands import CommandError, run
 from fabriccore.naming import BPF_PIN_DIR
 
 
@@ -67,8 +67,8 @@ def ensure_bpffs(pin_root: Path = BPF_PIN_DIR) -> None:
 
 
 def tc(netns: str | None, args: Sequence[str], check: bool = True):
-    argv = ["tc", *args]
-    return run(netns_argv(netns, argv) if netns else argv, check=check)
+    """tc with args, in the named namespace (tc's own -n: one process, not two)."""
+    return run(["tc", *(["-n", netns] if netns else []), *args], check=check)
 
 
 def gone(err: CommandError) -> bool:
@@ -107,8 +107,3 @@ def filters(netns: str | None, ifname: str, hook: str, pref: int | None = None) 
         args += ["pref", str(pref)]
     out = tc(netns, args).stdout.strip()
     return json.loads(out) if out else []
-
-
-def has_clsact(netns: str | None, ifname: str) -> bool:
-    out = tc(netns, ["-j", "qdisc", "show", "dev", ifname]).stdout.strip()
-    return any(q.get("kind") == "clsact" for q in (json.loads(out) if out else []))

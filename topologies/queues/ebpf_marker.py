@@ -4,7 +4,8 @@ This is the ECN backend for kernels without the `red` qdisc: the program keeps a
 of each class queue, drained at the class rate, and marks ECT packets on the class's RED ramp.
 A telemetry loop that reads the real qdisc backlog can `resync` the virtual queue to it, which
 removes the drift a shaper running late on a busy host would otherwise add.
-tc loads the object (argv, inside the interface's netns); we then find the program by id,
+tc loads the object (argv, inside the interface's netns; the clsact qdisc and the lookup of
+the program's id go over netlink in-process); we then find the program by id,
 pin its maps under /sys/fs/bpf/kvfabric/<netns>/<ifname>/ (marker_pins; never tc's shared
 globals) and read them with bpf(2) directly (marker_handle), which costs microseconds instead
 of a bpftool process. The maps' layouts are in marker_layout.
@@ -13,22 +14,18 @@ of a bpftool process. The maps' layouts are in marker_layout.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from fabriccore.naming import BPF_PIN_DIR
+from fabriccore.netns import in_namespace
 from topologies.queues.bpf_syscall import BpfMap, map_fd_by_id, prog_fd_by_id, prog_map_ids
-from topologies.queues.bpf_tc import (
-    compile_bpf,
-    ensure_bpffs,
-    filters,
-    has_clsact,
-    remove_filter,
-    tc,
-)
+from topologies.queues.bpf_tc import compile_bpf, ensure_bpffs, remove_filter, tc
 from topologies.queues.marker_handle import MarkerError, MarkerHandle
 from topologies.queues.marker_layout import MAP_NAMES
 from topologies.queues.marker_pins import pin_dir_for, remove_pins
 from topologies.queues.spec import PortQueues
+from topologies.queues.tc_netlink import RouteSocket
 
 SOURCE_PATH = Path(__file__).with_name("ebpf") / "ecn_marker.bpf.c"
 SECTION = "tc"
@@ -55,14 +52,16 @@ def attach_marker(ifname: str, netns: str | None = None, *,
     attached = False
     maps: dict[str, BpfMap] = {}
     try:
-        if not has_clsact(netns, ifname):
-            tc(netns, ["qdisc", "add", "dev", ifname, "clsact"])
-            created_clsact = True
-        tc(netns, ["filter", "add", "dev", ifname, "egress", "pref", str(pref), "handle", "1",
-                    "bpf", "direct-action", "obj", str(obj), "sec", SECTION])
-        attached = True
-        prog_ids = [f["options"]["prog"]["id"] for f in filters(netns, ifname, "egress", pref)
-                    if "prog" in f.get("options", {})]
+        with in_namespace(netns):
+            ifindex = socket.if_nametoindex(ifname)
+        with RouteSocket(netns) as route:
+            if not route.has_qdisc(ifindex, "clsact"):
+                route.add_clsact(ifindex)
+                created_clsact = True
+            tc(netns, ["filter", "add", "dev", ifname, "egress", "pref", str(pref), "handle",
+                       "1", "bpf", "direct-action", "obj", str(obj), "sec", SECTION])
+            attached = True
+            prog_ids = route.egress_bpf_prog_ids(ifindex, pref)
         if len(prog_ids) != 1:
             raise MarkerError(f"expected one program at {ifname} egress pref {pref}, "
                               f"found {prog_ids}")

@@ -13,6 +13,9 @@ from .dataplane_errors import DataplaneErrors
 from .pfc_frames import MAX_QUANTA, PFC_QUANTUM_BITS
 from .port_runtime import PortRuntime
 
+#: FD_SETSIZE: select() watches descriptors below it.
+SELECT_FD_LIMIT = 1024
+
 
 class PfcControl:
     """PFC decisions for `ports`. Call `open_ports()` once their sockets are open."""
@@ -28,6 +31,11 @@ class PfcControl:
     def open_ports(self) -> None:
         self.rx_ports = {p.sockets.rx: p for p in self.ports
                          if p.sockets is not None and p.sockets.rx is not None}
+        highest = max((sock.fileno() for sock in self.rx_ports), default=0)
+        if highest >= SELECT_FD_LIMIT:
+            raise RuntimeError(f"{len(self.rx_ports)} PFC receivers: descriptor {highest} is "
+                               f"beyond what select() can watch ({SELECT_FD_LIMIT}); build a "
+                               "smaller fabric, or run this study in simulation")
         self.pfc_nodes = {}
         for port in self.ports:
             if port.send_states:

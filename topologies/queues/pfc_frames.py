@@ -7,6 +7,7 @@ an enabled class with time 0 means resume. Scapy builds the template; senders ke
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Mapping
@@ -46,16 +47,31 @@ def _check_quanta(quanta: int) -> None:
 def pfc_frame(src_mac: str, pause_quanta: Mapping[int, int]) -> bytes:
     """One PFC frame enabling each priority in `pause_quanta` with its pause time (0 =
     resume); priorities not listed are left disabled, so the peer leaves them alone."""
-    fields: dict[str, int] = {}
     for priority, quanta in pause_quanta.items():
         if isinstance(priority, bool) or priority not in range(8):
             raise ValueError(f"priority must be 0..7, got {priority!r}")
         _check_quanta(quanta)
+    if not pause_quanta:
+        raise ValueError("a PFC frame needs at least one priority")
+    try:
+        src = bytes.fromhex(src_mac.replace(":", ""))
+    except ValueError:
+        src = b""
+    if len(src) != 6:
+        raise ValueError(f"source MAC must be six bytes (aa:bb:cc:dd:ee:ff), got {src_mac!r}")
+    # Scapy builds each distinct set of pause times once (a millisecond each); a port's frame
+    # is that template with its own source address.
+    template = _frame_template(tuple(sorted(pause_quanta.items())))
+    return template[:6] + src + template[12:]
+
+
+@functools.lru_cache(maxsize=256)
+def _frame_template(pause_quanta: tuple[tuple[int, int], ...]) -> bytes:
+    fields: dict[str, int] = {}
+    for priority, quanta in pause_quanta:
         fields[f"c{priority}_enabled"] = 1
         fields[f"c{priority}_pause_time"] = quanta
-    if not fields:
-        raise ValueError("a PFC frame needs at least one priority")
-    frame = Ether(dst=PFC_DST_MAC, src=src_mac, type=MAC_CONTROL_ETHERTYPE) \
+    frame = Ether(dst=PFC_DST_MAC, src="00:00:00:00:00:00", type=MAC_CONTROL_ETHERTYPE) \
         / MACControlClassBasedFlowControl(**fields)
     # MACControl.post_build pads to the 64-byte minimum (60 here, the FCS is the NIC's).
     return bytes(frame)

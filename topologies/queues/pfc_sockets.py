@@ -31,7 +31,10 @@ class PfcSockets:
         self.tx: socket.socket | None = None
         self.kick: socket.socket | None = None
         if receive:
-            self.rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_PFC))
+            # Opened with no protocol and given it at bind: a packet socket opened with one
+            # is already hooked, and binding it again waits for a kernel grace period
+            # (milliseconds per port).
+            self.rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
             self.rx.bind((ifname, ETH_P_PFC))
             self.rx.setblocking(False)
             self.kick = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)

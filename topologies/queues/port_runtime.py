@@ -3,13 +3,15 @@ the PFC state it keeps as a sender of PAUSE and as a paused transmitter, and its
 
 from __future__ import annotations
 
+from fabriccore.netns import in_namespace
+
 from .agent_config import ClassConfig, PortConfig
 from .marker_handle import MarkerHandle
 from .pfc_frames import MAX_QUANTA, PFC_QUANTUM_BITS, pfc_frame
 from .pfc_model import PfcState
 from .pfc_sockets import PfcSockets
 from .port_qdiscs import PAUSED_RATE_BPS, tbf_burst_bytes, tbf_running_rate_bps
-from .tc_netlink import RouteSocket, in_namespace
+from .tc_netlink import RouteSocket
 
 
 class PortRuntime:
@@ -33,15 +35,20 @@ class PortRuntime:
             "pause_expired": 0, "time_paused_s": 0.0})
 
     # -- setup ---------------------------------------------------------------------------
-    def open(self, route: RouteSocket, pfc: bool) -> None:
-        """Take the namespace's route socket; with `pfc`, open the PFC sockets and build the
-        frames and XOFF/XON state of each class that sends PAUSE; open the marker's pins."""
+    def open_sockets(self, pfc: bool) -> None:
+        """With `pfc`, the port's PFC sockets (receiver, kick and sender, as its classes
+        need them)."""
         cfg = self.cfg
-        self.route = route
         with in_namespace(cfg.netns):
             self.sockets = PfcSockets(
                 cfg.ifname, receive=pfc and any(c.pausable for c in cfg.classes),
                 send=pfc and any(c.xoff_bytes for c in cfg.classes))
+
+    def open(self, route: RouteSocket, pfc: bool) -> None:
+        """After open_sockets: take the namespace's route socket; with `pfc`, build the frames
+        and XOFF/XON state of each class that sends PAUSE; open the marker's pins."""
+        cfg = self.cfg
+        self.route = route
         for cls in cfg.classes:
             if cls.xoff_bytes:
                 # Built once: Scapy takes about a millisecond per frame.

@@ -9,17 +9,18 @@ created in) and requests are packed with `struct`.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import socket
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from fabriccore.netns import in_namespace
+
 NETLINK_ROUTE = 0
 RTM_NEWQDISC = 36
 RTM_GETQDISC = 38
+RTM_GETTFILTER = 46
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
 NLM_F_DUMP = 0x300
@@ -36,41 +37,16 @@ TCA_STATS_QUEUE = 3
 TCA_TBF_PARMS = 1
 TCA_TBF_BURST = 6
 TC_LINKLAYER_ETHERNET = 1
-CLONE_NEWNET = 0x40000000
+TCA_BPF_ID = 11
+TC_H_CLSACT = 0xFFFFFFF1
+TC_H_CLSACT_HANDLE = 0xFFFF0000
+TC_H_CLSACT_EGRESS = 0xFFFFFFF3
 
 _NLMSG = struct.Struct("=IHHII")
 _TCMSG = struct.Struct("=BxxxiIII")      # family, ifindex, handle, parent, info
 _RTA = struct.Struct("=HH")
 _RATESPEC = struct.Struct("=BBHhHI")    # cell_log, linklayer, overhead, cell_align, mpu, rate
 _TBF_QOPT = struct.Struct("=12s12sIII")  # rate, peakrate, limit, buffer, mtu
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
-
-
-@contextlib.contextmanager
-def in_namespace(netns: str | None) -> Iterator[None]:
-    """Run the block with this thread in /run/netns/<netns> (None: stay where we are)."""
-    if netns is None:
-        yield
-        return
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-    try:
-        _setns(target)
-        try:
-            yield
-        finally:
-            _setns(home)
-    finally:
-        os.close(target)
-        os.close(home)
-
 
 @dataclass(frozen=True)
 class QdiscStats:
@@ -173,6 +149,39 @@ class RouteSocket:
             out.append(QdiscStats(ifindex, handle, parent, kind, basic[0], basic[1], drops,
                                   overlimits, backlog, qlen))
         return out
+
+    def add_clsact(self, ifindex: int) -> None:
+        """Add the clsact qdisc to an interface (EEXIST if it has one)."""
+        payload = (_TCMSG.pack(socket.AF_UNSPEC, ifindex, TC_H_CLSACT_HANDLE, TC_H_CLSACT, 0)
+                   + _attr(TCA_KIND, b"clsact\0"))
+        seq = self._send(RTM_NEWQDISC, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+                         payload)
+        for _ in self._replies(seq):
+            pass
+
+    def has_qdisc(self, ifindex: int, kind: str) -> bool:
+        return any(q.ifindex == ifindex and q.kind == kind for q in self.dump_qdiscs())
+
+    def egress_bpf_prog_ids(self, ifindex: int, pref: int) -> list[int]:
+        """The ids of the eBPF programs of the cls_bpf filters at clsact egress of an
+        interface with this preference (what ``tc filter show dev X egress pref P`` lists)."""
+        seq = self._send(RTM_GETTFILTER, NLM_F_REQUEST | NLM_F_DUMP,
+                         _TCMSG.pack(socket.AF_UNSPEC, ifindex, 0, TC_H_CLSACT_EGRESS,
+                                     pref << 16))
+        ids = []
+        for _type, body in self._replies(seq):
+            _family, _index, _handle, _parent, info = _TCMSG.unpack_from(body)
+            if info >> 16 != pref:
+                continue
+            kind = ""
+            for attr_type, payload in _attrs(body, _TCMSG.size, len(body)):
+                if attr_type == TCA_KIND:
+                    kind = payload.rstrip(b"\0").decode()
+                elif attr_type == TCA_OPTIONS and kind == "bpf":
+                    ids += [struct.unpack_from("=I", sub)[0]
+                            for sub_type, sub in _attrs(payload, 0, len(payload))
+                            if sub_type == TCA_BPF_ID]
+        return ids
 
     def change_tbf(self, ifindex: int, handle: int, parent: int, *, rate_bps: int,
                    burst_bytes: int, limit_bytes: int, create: bool = False) -> None:
