@@ -16,8 +16,9 @@ from pathlib import Path
 
 #: Bring-up seconds per node, l3 mode with the traffic classes, an eBPF marker on every port
 #: and the queue agent (a run's default), from `bench/bringup.py --scale` on a 2-vCPU VM:
-#: 22 nodes 1.89 s, 76 nodes 7.41 s, 148 nodes 14.32 s, linear at 0.086-0.098 s a node,
-#: rounded up. (Before namespaces, veths and sockets were set up in-process: 0.27 s.)
+#: 22 nodes 1.89 s, 76 nodes 7.41 s, 148 nodes 14.32 s in one run (0.086-0.098 s a node),
+#: 1.82 / 5.10 / 9.61 s as medians of three; rounded up. (Before namespaces, veths and
+#: sockets were set up in-process: 0.27 s.)
 BRINGUP_S_PER_NODE = 0.10
 #: Cores of the host BRINGUP_S_PER_NODE was measured on. Bring-up is mostly serial netlink
 #: work: more cores do not make it faster, fewer make it slower.
