@@ -146,10 +146,9 @@ class Fabric:
         MTU and (in a namespace) MAC."""
         with netlink.namespace(None) as ipr:
             for plan in self.plans:
-                ends = [{"ifname": self._ifname(end), "mtu": plan.mtu,
-                         "netns": self._end_netns(end),
-                         "address": end.mac if self._has_netns(end.node) else None}
-                        for end in (plan.a, plan.b)]
+                ends = [{"ifname": self._ifname(end), "mtu": plan.mtu, "netns": netns,
+                         "address": end.mac if netns else None}
+                        for end, netns in ((e, self._end_netns(e)) for e in (plan.a, plan.b))]
                 # Recorded before creating, so that a failure half-way is still torn down
                 # (ends in a namespace go with it).
                 self.root_interfaces += [e["ifname"] for e in ends if e["netns"] is None]

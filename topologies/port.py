@@ -9,8 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from fabriccore.commands import netns_argv, run
-
 from . import netlink
 from .queues import port_qdiscs
 from .queues.agent_config import ClassConfig, PortConfig
@@ -66,12 +64,13 @@ class Port:
     def install_classes(self, handle, queues, leaves: list) -> None:
         """The traffic classes `queues` under the leaves planned for them
         (port_qdiscs.plan_leaves); the port keeps both."""
+        from .queues.bpf_tc import tc
         from .queues.tc_netlink import RouteSocket
 
         with RouteSocket(self.netns) as route:
             port_qdiscs.install(
                 handle, self.ifname, queues, leaves, self.mtu, route_socket=route,
-                run_tc=lambda argv: run(_tc_argv(self.netns, argv)))
+                run_tc=lambda argv: tc(self.netns, argv))
         self.queues, self.leaves = queues, tuple(leaves)
 
     def attach_marker(self, *, timeline: bool, ecn: bool) -> None:
@@ -199,7 +198,3 @@ def qdisc_stats(route) -> dict[tuple[int, int], Any]:
 def _link_mac(handle, index: int) -> str:
     (link,) = handle.get_links(index)
     return link.get_attr("IFLA_ADDRESS")
-
-
-def _tc_argv(netns: str | None, args: list[str]) -> list[str]:
-    return netns_argv(netns, ["tc", *args]) if netns else ["tc", *args]
