@@ -224,12 +224,14 @@ class Fabric:
         from .queues.agent_config import AgentConfig
 
         # In openflow mode one dump covers every switch port (all in the root namespace) and
-        # costs more, so sweep every 1 ms there; the agent sleeps at least as long as each
-        # sweep took, which leaves the datapath (userspace OVS) its share of the CPU.
+        # costs more, so sweep at most every 1 ms there; the agent sleeps at least as long as
+        # each sweep took, which leaves the datapath (userspace OVS) its share of the CPU.
+        settings = self.queue_settings
         return AgentConfig(out_dir=str(self.queue_dir),
                            ports=[port.agent_entry() for port in self.ports],
-                           pfc=self.queue_settings.pfc, telemetry=self.queue_settings.telemetry,
-                           sweep_s=0.001 if self.mode == "openflow" else 0.0005)
+                           pfc=settings.pfc, telemetry=settings.telemetry,
+                           sweep_s=settings.agent_sweep_s(0.001 if self.mode == "openflow"
+                                                          else 0.0005))
 
     def _start_agent(self) -> None:
         if self.queue_dir is None:

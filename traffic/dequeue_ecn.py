@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import struct
 import time
+from collections.abc import Callable
 
 from topologies.queues.bpf_syscall import BPF_F_LOCK, BpfMap, map_fd_by_id
 
@@ -78,3 +79,27 @@ class DequeueMarker:
     def close(self) -> None:
         for bpf_map in (self._vq, self._adj, self._cfg):
             bpf_map.close()
+
+
+class DepthCache:
+    """A depth read at most once per ``refresh_s`` (pure, clock-injected: ``depth(now_s)``).
+
+    The packets a receiver handles within a few microseconds of each other left the queue
+    together and share a read; as time moves on the depth is read again. (A read per wake-up
+    is not enough: a busy receiver can go a whole run without finding its socket empty, and
+    would mark every packet against the first depth it saw.)"""
+
+    def __init__(self, read: Callable[[], float], refresh_s: float) -> None:
+        self._read = read
+        self.refresh_s = refresh_s
+        self._value = 0.0
+        self._read_at: float | None = None
+        self.reads = 0
+
+    def depth(self, now_s: float) -> float:
+        if self._read_at is None or now_s - self._read_at >= self.refresh_s:
+            self._value = self._read()
+            self._read_at = now_s
+            self.reads += 1
+        return self._value
+

@@ -27,7 +27,7 @@ from traffic.dcqcn import PROFILES
 from traffic.endpoint_exit import run_endpoint
 from traffic.roce_packets import CNP_DSCP, DATA_DSCP
 from traffic.roce_recv import run_receiver
-from traffic.roce_requester import DEFAULT_MAX_BURST_S
+from traffic.roce_requester import DEFAULT_MAX_BURST_S, DEFAULT_QUANTUM_S
 from traffic.roce_send import run_sender
 
 
@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="JSON object of DcqcnParams fields in emulated units (overrides "
                    "--dcqcn-profile)")
     p.add_argument("--max-burst-s", type=float, default=DEFAULT_MAX_BURST_S)
+    p.add_argument("--pacing-quantum-s", type=float, default=DEFAULT_QUANTUM_S,
+                   help="frames due within this long are sent together")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--max-duration-s", type=float, default=300.0)
     p.add_argument("--dscp", type=_dscp, default=DATA_DSCP,
@@ -84,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out-dir", required=True)
     r.add_argument("--ack-coalesce", type=int, default=1)
     r.add_argument("--cnp-interval-s", type=float, default=PAPER_CNP_INTERVAL_S)
+    r.add_argument("--ecn-echo", choices=("cnp", "ack"), default="cnp",
+                   help="answer a CE packet with a CNP (paced by --cnp-interval-s), or with "
+                   "the BECN bit on the ACK it triggers (HPCC's ns-3)")
     r.add_argument("--duration-s", type=float, default=3600.0)
+    r.add_argument("--rt-priority", type=int, default=0,
+                   help="SCHED_FIFO priority (0: normal scheduling); busy at most half a core")
     r.add_argument("--dequeue-ecn", default=None, metavar="VQ:ADJ:CFG:CLASS",
                    help="mark at dequeue: BPF map ids of the downlink marker and the class")
     r.add_argument("--time-zero", type=float, default=None)

@@ -36,6 +36,7 @@ _PSN_WORD = _BTH_OFFSET + 8  # AckReq bit + 7 reserved bits + 24-bit PSN
 _AETH_OFFSET = _BTH_OFFSET + BTH_BYTES
 _ICRC_PREFIX_BYTES = 8  # the all-ones pseudo LRH the ICRC starts with
 PSN_WORD_OFFSET = _PSN_WORD
+_BECN_BIT = 0x40  # BTH byte 4 (resv8 | dest QP word): FECN 0x80, BECN 0x40
 _U32_BE = struct.Struct("!I")
 _U32_LE = struct.Struct("<I")
 
@@ -151,20 +152,28 @@ class ControlFrames:
         message_len = _ICRC_PREFIX_BYTES + len(self._ack) - ETH_HEADER_BYTES - ICRC_BYTES
         first = _ICRC_PREFIX_BYTES + _PSN_WORD - ETH_HEADER_BYTES
         self._tables = _byte_delta_tables(message_len, first, 8)  # PSN word, then AETH
+        # The same ACK with the BTH's BECN bit set: an ECN echo carried on the ACK itself.
+        self._ack_becn = bytearray(self._ack)
+        self._ack_becn[_BTH_OFFSET + 4] |= _BECN_BIT
+        self._ack_becn[-ICRC_BYTES:] = compute_icrc(bytes(self._ack_becn))
+        (self._ack_becn_crc,) = _U32_LE.unpack_from(self._ack_becn,
+                                                     len(self._ack_becn) - ICRC_BYTES)
         self.cnp = bytes(cnp_packet(ep, dest_qp=dest_qp, dscp=cnp_dscp))
 
-    def ack(self, psn: int, msn: int, syndrome: int = AETH_ACK) -> bytes:
-        buf = self._ack
+    def ack(self, psn: int, msn: int, syndrome: int = AETH_ACK, becn: bool = False) -> bytes:
+        """An ACK (or with a NAK ``syndrome``, a NAK); ``becn`` sets the BTH's BECN bit,
+        the ECN echo of a responder that echoes on its ACKs instead of sending CNPs."""
+        buf = self._ack_becn if becn else self._ack
         psn_word = psn & 0xFFFFFF
         aeth_word = (syndrome << 24) | (msn & 0xFFFFFF)
         _U32_BE.pack_into(buf, _PSN_WORD, psn_word)
         _U32_BE.pack_into(buf, _AETH_OFFSET, aeth_word)
         t = self._tables
-        crc = self._ack_crc
+        crc = self._ack_becn_crc if becn else self._ack_crc
         for i, byte in enumerate((psn_word << 32 | aeth_word).to_bytes(8, "big")):
             crc ^= t[i][byte]
         _U32_LE.pack_into(buf, len(buf) - ICRC_BYTES, crc)
         return bytes(buf)
 
-    def nak(self, psn: int, msn: int, code: int = 0) -> bytes:
-        return self.ack(psn, msn, AETH_NAK | code)
+    def nak(self, psn: int, msn: int, code: int = 0, becn: bool = False) -> bytes:
+        return self.ack(psn, msn, AETH_NAK | code, becn)

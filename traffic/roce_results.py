@@ -75,7 +75,8 @@ def _lag_stats(lags_s: list[float]) -> dict[str, float | None]:
 
 def write_receiver_outputs(args: argparse.Namespace, qps: dict[int, ResponderQp],
                            peers: dict[int, str], unknown: int,
-                           dequeue: DequeueMarker | None = None) -> None:
+                           dequeue: DequeueMarker | None = None,
+                           scheduling: str = "default") -> None:
     """A receiver's message arrivals and stats (``unknown``: packets for no QP of its own)."""
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,6 +89,7 @@ def write_receiver_outputs(args: argparse.Namespace, qps: dict[int, ResponderQp]
                 writer.writerow([args.name, qpn, peers[qpn], k, f"{t - t0:.6f}"])
     stats = {"receiver": args.name, "unknown_qp_packets": unknown,
              "cnp_interval_s": args.cnp_interval_s, "ack_coalesce": args.ack_coalesce,
+             "ecn_echo": args.ecn_echo, "scheduling": scheduling,
              "dequeue_marks": dequeue.marks if dequeue else None,
              "dequeue_decisions": dequeue.decisions if dequeue else None, "qps": []}
     for qpn, qp in qps.items():

@@ -34,6 +34,7 @@ from traffic.roce_results import write_sender_outputs
 from traffic.roce_wire import is_ack, is_cnp, is_nak, parse_aeth, parse_bth
 
 SPIN_S = 30e-6  # waits shorter than this spin; longer ones sleep in select()
+CONTROL_BATCH = 64  # ACKs, NAKs and CNPs handled per host and loop pass
 
 
 def dcqcn_params(args: argparse.Namespace) -> DcqcnParams:
@@ -66,7 +67,7 @@ def build_senders(args: argparse.Namespace, qp_texts: list[str]) -> tuple[list[Q
             rp = make_reaction_point(params)
             max_burst_s = min(max_burst_s, params.rate_increase_timer_s)
         qp = QpSender(local_qpn, frames, req, rp, math.inf if args.unpaced else line,
-                      Pacer(max_burst_s))
+                      Pacer(max_burst_s, args.pacing_quantum_s))
         qp.src_ip = route.src_ip
         if route.ifname not in tx_socks:
             tx_socks[route.ifname] = TxRing(open_tx(route.ifname), frames=4096)
@@ -152,7 +153,11 @@ def run_sender(args: argparse.Namespace) -> int:
         if feed is not None:
             feed.read(now)
         for h, rx in enumerate(rxs):
-            while (item := recv(rx)) is not None:
+            # At most a batch per pass: under a steady stream of ACKs the sends due must
+            # not wait for the socket to empty.
+            for _ in range(CONTROL_BATCH):
+                if (item := recv(rx)) is None:
+                    break
                 _on_control(item[0], by_qpn[h], time.monotonic())
         now = time.monotonic()
         for qp in qps:
@@ -214,6 +219,8 @@ def _on_control(payload: bytes, by_qpn: dict[int, QpSender], now: float) -> None
         aeth = parse_aeth(payload)
         if aeth is None:
             return
+        if bth.becn:  # an ECN echo on the ACK: a congestion notification, before the ACK
+            qp.on_cnp(now)
         if is_nak(aeth[0]):
             qp.on_nak(bth.psn, now)
         else:

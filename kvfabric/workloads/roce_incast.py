@@ -19,6 +19,7 @@ from typing import Any
 from topologies.leafspine import FabricTopo
 from traffic.dcqcn import PROFILES, DcqcnParams
 from traffic.kvcache import MODEL_PRESETS, preset
+from traffic.roce_requester import DEFAULT_QUANTUM_S
 from traffic.tcp_kv import available_congestion_controls
 from wire.frames import ROCE_IP_OVERHEAD_BYTES
 
@@ -38,6 +39,9 @@ START_DELAY_S = 0.3  # from the last sender saying ready to the first post
 #: The notification point's CNP spacing per profile, target seconds (Zhu et al.: 50 us;
 #: NVIDIA min_time_between_cnps: 4 us; HPCC's ns-3 echoes ECN on every ACK: none).
 PROFILE_CNP_INTERVAL_S = {"paper": 50e-6, "mellanox": 4e-6, "hpcc": 0.0}
+#: Profiles whose notification point echoes ECN on the ACKs (BTH BECN), not in CNPs: in HPCC's
+#: ns-3 the echo rides on the per-packet ACKs, with no separate CNP (docs/roce.md).
+PROFILES_ECHO_ON_ACK = frozenset({"hpcc"})
 
 FIELDS = [
     Field("senders", "int", 7, "prefill hosts sending KV blocks", minimum=1, maximum=256),
@@ -80,6 +84,14 @@ FIELDS = [
           "senders and the receiver, in target time (dilated like every duration; with "
           "quickack, no delayed ACKs); unset: the kernel's 200 ms of wall time, undilated",
           minimum=1e-4, maximum=120),
+    Field("pacing_quantum", "duration", "1us", "RoCE senders' rate limiter: frames due "
+          "within this long leave together (target time: 3 frames at 25 Gbit/s line rate, "
+          "less than one at a fair share of an 8-to-1 incast; emulated at least 20 us, the "
+          "sender loop's own granularity)", minimum=1e-9, maximum=1e-3),
+    Field("receiver_rt_priority", "int", 15, "run the RoCE receiver SCHED_FIFO at this "
+          "priority (below the queue agent's 20), at most half a core, so that its ACKs and "
+          "ECN echoes, the congestion control's feedback, do not wait behind the senders "
+          "(a NIC answers in hardware); 0: normal scheduling", minimum=0, maximum=19),
     Field("endpoint_rt_priority", "int", 0, "run the RoCE endpoints SCHED_FIFO at this "
           "priority (below the queue agent's 20) so they wake on time on a busy host; 0: "
           "normal scheduling", minimum=0, maximum=19),
@@ -97,7 +109,7 @@ FIELDS = [
 #: The RoCE transport's fields, which every workload carried by the RoCE endpoints offers.
 ROCE_TRANSPORT_FIELDS = [f for f in FIELDS if f.name in {
     "mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
-    "cnp_interval", "timeout"}]
+    "cnp_interval", "pacing_quantum", "receiver_rt_priority", "timeout"}]
 
 def transports(workload: dict[str, Any]) -> list[str]:
     return [t.strip() for t in workload["transports"].split(",") if t.strip()]
@@ -215,18 +227,27 @@ def endpoint_python(workload: dict[str, Any]) -> list[str]:
 
 
 def sender_cc_args(spec) -> list[str]:
-    """The senders' DCQCN parameters, emulated by the dilation rule, as endpoint arguments."""
+    """The senders' DCQCN parameters and rate limiter quantum, emulated by the dilation
+    rule, as endpoint arguments."""
     params = emulate_params(dcqcn_target_params(spec), spec.scale)
-    return ["--dcqcn-params", json.dumps(params.__dict__)]
+    # A quantum shorter than the sender loop's own granularity cannot be kept (docs/roce.md).
+    quantum = max(spec.workload["pacing_quantum"], DEFAULT_QUANTUM_S)
+    return ["--dcqcn-params", json.dumps(params.__dict__), "--pacing-quantum-s", repr(quantum)]
 
 
 def receiver_cc_args(spec) -> list[str]:
     """The responder's ACK coalescing and CNP spacing (emulated seconds)."""
     workload = spec.workload
     interval = workload["cnp_interval"]
+    echo = []
     if interval is None:
-        interval = spec.scale.emulated_s(PROFILE_CNP_INTERVAL_S[workload["dcqcn_profile"]])
-    return ["--ack-coalesce", str(workload["ack_coalesce"]), "--cnp-interval-s", repr(interval)]
+        profile = workload["dcqcn_profile"]
+        interval = spec.scale.emulated_s(PROFILE_CNP_INTERVAL_S[profile])
+        if profile in PROFILES_ECHO_ON_ACK:
+            echo = ["--ecn-echo", "ack"]
+    return ["--ack-coalesce", str(workload["ack_coalesce"]), *echo,
+            "--rt-priority", str(workload["receiver_rt_priority"]),
+            "--cnp-interval-s", repr(interval)]
 
 
 def sender_dscp_args(spec) -> list[str]:

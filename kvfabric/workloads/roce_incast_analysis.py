@@ -83,6 +83,7 @@ def summarise_transport(folder: Path, expected: int, dilation: float = 1.0) -> d
     rqps = [qp for r in receivers for qp in r.get("qps", [])]
     if rqps:
         out.update(cnps_sent=sum(q["cnps_sent"] for q in rqps),
+                   ecn_echoes_sent=sum(q.get("ecn_echoes_sent", 0) for q in rqps),
                    ce_marked_packets=sum(q["ce_packets"] for q in rqps))
     phase = _json(folder / "phase.json")
     if phase:

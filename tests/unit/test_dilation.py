@@ -152,7 +152,12 @@ def test_a_25g_spec_keeps_published_bytes_and_stretches_published_times():
     assert emulated.rate_increase_timer_s == pytest.approx(75e-3)
     assert emulated.line_rate_bps == pytest.approx(100e6)
     assert emulated.min_rate_bps == pytest.approx(4e6)  # 1 Gbit/s / 250
-    assert receiver_cc_args(spec)[-1] == repr(0.0)  # hpcc: an echo for every marked packet
+    hpcc_rx = receiver_cc_args(spec)
+    assert hpcc_rx[-1] == repr(0.0)  # hpcc: an echo for every marked packet,
+    assert hpcc_rx[hpcc_rx.index("--ecn-echo") + 1] == "ack"  # carried on the ACKs
+    quantum = sender_cc_args(spec)
+    assert float(quantum[quantum.index("--pacing-quantum-s") + 1]) == pytest.approx(250e-6)
     paper = load_spec("roce_incast")
     assert float(receiver_cc_args(paper)[-1]) == pytest.approx(50e-6 * 250)
+    assert "--ecn-echo" not in receiver_cc_args(paper)  # the paper's profile sends CNPs
     assert paper.workload["retransmit_timeout"] == pytest.approx(4e-3 * 250)

@@ -98,7 +98,7 @@ def test_every_not_expressible_field_is_reported_when_set():
                  "enabled": False, "pfc": False, "lossy_ecn": True, "xoff": "2MB",
                  "xon": "1MB", "headroom": "200KB", "pfc_reaction": "10us", "window": 64,
                  "retransmit_timeout": "1ms", "ecn_marking": "enqueue",
-                 "cnp_interval": "4us"}[f.name]
+                 "cnp_interval": "4us", "pacing_quantum": "2us"}[f.name]
         where = "workload" if section == "roce_incast" else section
         extra = {"fabric.mode": "openflow"} if f.name == "controller" else {}
         if f.name == "tenant_meters":

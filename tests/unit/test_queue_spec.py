@@ -180,3 +180,15 @@ def test_default_port_queues(rate_bps):
 def test_default_port_queues_rejects_tiny_mtu():
     with pytest.raises(ValueError):
         default_port_queues(25_000_000_000, mtu_bytes=10)
+
+
+def test_the_agent_sweeps_every_2_target_us_within_what_the_host_can_do():
+    from topologies.queues.settings import QueueSettings
+
+    def sweep(d, fastest=0.0005):
+        return QueueSettings(enabled=True, dilation=d).agent_sweep_s(fastest)
+
+    assert sweep(1) == 0.0005 and sweep(250) == pytest.approx(0.0005)  # the host's fastest
+    assert sweep(1000) == pytest.approx(0.002)  # 2 us of target time
+    assert sweep(1e5) == 0.005  # never slower than 5 ms
+    assert sweep(250, fastest=0.001) == 0.001  # over OVS's one dump

@@ -16,6 +16,7 @@ from traffic.roce_packets import (
     Endpoints,
     ack_packet,
     cnp_packet,
+    compute_icrc,
     data_packet,
     nak_packet,
 )
@@ -203,6 +204,60 @@ def test_responder_acks_naks_a_gap_and_paces_cnps():
     assert len(cnps) == 2  # at 0, 20, 40, 60, 80 us: CNPs at 0 and 60 us
     assert _bth(cnps[0]).dest_qp == 7
     assert resp.stats.ce_packets == 5 and resp.stats.cnps_sent == 2
+
+
+def test_an_ack_with_becn_is_the_ack_with_its_becn_bit_set_and_a_valid_icrc():
+    frames = ControlFrames(EP, dest_qp=0x77)
+    for psn, msn in [(0, 0), (5, 9), (0xFFFFFF, 0xFFFFFF)]:
+        plain, echo = frames.ack(psn, msn), frames.ack(psn, msn, becn=True)
+        assert not _bth(plain).becn and _bth(echo).becn
+        assert _bth(echo).psn == psn
+        assert parse_aeth(echo[UDP_PAYLOAD:]) == parse_aeth(plain[UDP_PAYLOAD:])
+        assert echo[-4:] == compute_icrc(echo)  # the receiving NIC would not drop it
+        differs = [i for i in range(len(plain) - 4) if plain[i] != echo[i]]
+        assert differs == [UDP_PAYLOAD + 4]  # only the BTH byte that holds BECN
+    nak = frames.nak(3, 1, becn=True)
+    assert _bth(nak).becn and is_nak(parse_aeth(nak[UDP_PAYLOAD:])[0])
+    assert nak[-4:] == compute_icrc(nak)
+
+
+def test_a_responder_that_echoes_on_acks_sends_no_cnp_and_echoes_each_mark_once():
+    frames = DataFrames(EP, dest_qp=0x99, mtu_payload_bytes=1024)
+    resp = ResponderQp(0x99, ControlFrames(EP.reversed(), dest_qp=7), CnpPacer(0.0), 2,
+                       echo_on_ack=True)
+    out = [resp.on_packet(_bth(frames.frame(Opcode.MIDDLE, 1024, psn)), ce, 1040, psn * 1e-6)
+           for psn, ce in [(0, True), (1, False), (2, False), (3, False), (4, False),
+                           (5, True)]]
+    sent = [f for replies in out for f in replies]
+    assert all(f[UDP_PAYLOAD] != CNP_OPCODE for f in sent)
+    # ACKs every 2 packets: the mark on psn 0 rides on the ACK of psn 1, none on psn 3's,
+    # the mark on psn 5 on psn 5's own ACK.
+    assert [(_bth(f).psn, _bth(f).becn) for f in sent] == [(1, True), (3, False), (5, True)]
+    assert resp.stats.ecn_echoes_sent == 2 and resp.stats.cnps_sent == 0
+    assert resp.stats.ce_packets == 2
+
+
+def test_a_sender_takes_an_ack_with_becn_as_a_congestion_notification():
+    from traffic.roce_send import _on_control
+
+    class Qp:
+        def __init__(self):
+            self.calls = []
+
+        def on_cnp(self, now):
+            self.calls.append(("cnp", now))
+
+        def on_ack(self, psn, now):
+            self.calls.append(("ack", psn))
+
+        def on_nak(self, psn, now):
+            self.calls.append(("nak", psn))
+
+    frames = ControlFrames(EP, dest_qp=0x77)
+    qp = Qp()
+    _on_control(frames.ack(9, 1)[UDP_PAYLOAD:], {0x77: qp}, 1.0)
+    _on_control(frames.ack(10, 1, becn=True)[UDP_PAYLOAD:], {0x77: qp}, 2.0)
+    assert qp.calls == [("ack", 9), ("cnp", 2.0), ("ack", 10)]
 
 
 def test_ce_bits():

@@ -37,6 +37,11 @@ HOST_LOSSLESS_BUFFER_BYTES = 4 << 20
 #: 13 ms at p99 while 8 senders flood the fabric, with stalls up to 50 ms; 50 ms covers them (see
 #: the agent.json of each run for the sweep periods measured there).
 DEFAULT_PFC_REACTION_S = 0.05  # wall-clock: the agent runs in real time whatever the dilation
+#: The queue agent sweeps every 2 us of target time (x D emulated), but not more often than it
+#: can without taking the traffic's CPU (0.5 ms a sweep, 1 ms over OVS's single dump) and not
+#: less often than every 5 ms: at D = 250 every 0.5 ms, at D = 1000 every 2 ms.
+AGENT_SWEEP_TARGET_S = 2e-6
+AGENT_SWEEP_MAX_S = 5e-3
 
 __all__ = ["CNP", "LOSSLESS", "LOSSY", "QueueSettings"]
 
@@ -80,6 +85,10 @@ class QueueSettings:
         kmin = self.kmin_bytes or auto.kmin_bytes
         kmax = self.kmax_bytes or max(auto.kmax_bytes, kmin)
         return EcnRamp(kmin, kmax, self.pmax)
+
+    def agent_sweep_s(self, fastest_s: float) -> float:
+        """The queue agent's sweep period, emulated seconds (``fastest_s``: the backend's)."""
+        return min(max(AGENT_SWEEP_TARGET_S * self.dilation, fastest_s), AGENT_SWEEP_MAX_S)
 
     @property
     def reaction_s(self) -> float:

@@ -116,6 +116,9 @@ FIELD_MAPPING: dict[tuple[str, str], tuple[str, str]] = {
     ("roce_incast", "tcp_rto_min"): (NOT_NEEDED, "TCP baseline only"),
     ("roce_incast", "endpoint_rt_priority"): (NOT_NEEDED, "host scheduling of the emulation"),
     ("roce_incast", "sender_processes"): (NOT_NEEDED, "host scheduling of the emulation"),
+    ("roce_incast", "receiver_rt_priority"): (NOT_NEEDED, "host scheduling of the emulation"),
+    ("roce_incast", "pacing_quantum"): (NOT_EXPRESSIBLE, "the simulator's NIC paces every "
+                                        "packet at the QP's rate"),
     ("roce_incast", "tcp_port"): (NOT_NEEDED, "TCP baseline only"),
     ("roce_incast", "timeout"): (NOT_NEEDED, "a wall-clock guard; the simulator stops at "
                                  "SIMULATOR_STOP_TIME"),
@@ -130,7 +133,7 @@ for _name, _how in {"prefill": MAPPED, "decode": MAPPED, "model": MAPPED, "tp_si
     FIELD_MAPPING[("kv_trace", _name)] = (_how, "flow.txt: the KV transfer plan")
 FIELD_MAPPING[("kv_trace", "transport")] = (MAPPED, "CC_MODE")
 for _name in ("mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
-              "cnp_interval", "timeout"):
+              "cnp_interval", "pacing_quantum", "receiver_rt_priority", "timeout"):
     FIELD_MAPPING[("kv_trace", _name)] = FIELD_MAPPING[("roce_incast", _name)]
 # serving_disagg: the serving model plans the KV transfers (flow.txt) and is fed the simulated
 # FCTs; its SLOs and offline searches read those times, as in the emulated run.
@@ -150,7 +153,7 @@ FIELD_MAPPING[("serving_disagg", "policies_on_fabric")] = (
 FIELD_MAPPING[("serving_disagg", "transfer_mode")] = (MAPPED, "whole transfers, one flow each "
                                                       "(layerwise is refused at validation)")
 for _name in ("mtu_payload", "window", "retransmit_timeout", "ack_coalesce", "dcqcn_profile",
-              "cnp_interval", "timeout"):
+              "cnp_interval", "pacing_quantum", "receiver_rt_priority", "timeout"):
     FIELD_MAPPING[("serving_disagg", _name)] = FIELD_MAPPING[("roce_incast", _name)]
 
 
