@@ -278,3 +278,23 @@ def test_kv_trace_plan_maps_pools_onto_hosts_and_keeps_nic0():
     # llama-3-8b, 256 tokens, one of 8 shards (1 KV head of 8): 256 x 16 KiB
     assert {t.size_bytes for t in transfers} == {256 * 16384}
     assert [t.start_s for t in transfers] == sorted(t.start_s for t in transfers)
+
+
+def test_a_sender_does_not_wake_for_dcqcn_timers_and_applies_them_at_its_next_send():
+    """The hpcc decrease check (every 4 us) would wake each sender a thousand times a second
+    at D = 250; the check is run when the sender next sends, before it takes the rate."""
+    from traffic.dcqcn import make_reaction_point
+
+    params = DcqcnParams.preset("hpcc", 25e9)
+    qp = QpSender(1, DataFrames(EP, dest_qp=2, mtu_payload_bytes=1000),
+                  Requester(1000, 2, 1e-3), make_reaction_point(params), 25e9, Pacer(0.0, 0.0))
+    qp.requester.post(100_000, 0.0)
+    tx = ListTx()
+    assert qp.send_due(0.0, tx) == 1 and qp.send_due(0.4e-6, tx) == 1  # the window is full
+    qp.on_cnp(0.5e-6)
+    qp.on_cnp(0.6e-6)  # a notification pending: the first decrease check is at 4.5 us
+    assert qp.rp.next_timer_s() == pytest.approx(4.5e-6, abs=1e-8)
+    assert qp.next_event_s() == pytest.approx(1e-3)  # only the transport timer
+    qp.on_ack(1, 10e-6)  # the window opens at 10 us
+    assert qp.send_due(10e-6, tx) >= 1
+    assert qp.rp.rate_cuts == 1 and qp.rate_bps < 25e9  # the check ran before the send

@@ -20,8 +20,9 @@ CONFIG``) and stopped by SIGTERM, after which it flushes its files. Each sweep i
    stops or restarts draining, and a small kick frame makes the qdisc dequeue again (Linux has
    no other way to wake a TBF that was slowed down). A pause expires after its quanta, as in
    802.1Qbb;
-5. every 100 ms, copies the eBPF program's 100 us telemetry bins (queue depth each packet found,
-   marks, drops) of every port into telemetry.csv, and pulls each switch port's virtual queue
+5. copies the eBPF program's 100 us telemetry bins (queue depth each packet found, marks,
+   drops) of every port into telemetry.csv, one port at a time so that each is read every
+   100 ms and no sweep carries them all, and pulls each switch port's virtual queue
    onto the real backlog (resync; `MarkerSync`).
 
 Files written into the output folder (`AgentRecords`): queue_samples.csv (real backlog per
@@ -101,7 +102,9 @@ class QueueAgent:
         host_ns = sorted({p.cfg.netns for p in self.ports if p.cfg.role == "host"} - set(switch_ns),
                          key=lambda n: n or "")
         timed = self.timing.timed
-        next_telemetry = next_resync = next_full = time.monotonic()
+        next_flush = next_bins = next_resync = next_full = time.monotonic()
+        ports_with_bins = max(1, self.markers.telemetry_ports())
+        bins_every = TELEMETRY_PERIOD_S / ports_with_bins
         self.timing.begin()
         while not self.stop:
             now = time.monotonic()
@@ -117,11 +120,15 @@ class QueueAgent:
             if full and now >= next_resync:
                 timed("resync", self.markers.resync, backlog)
                 next_resync = now + RESYNC_PERIOD_S
-            if now >= next_telemetry:
-                if self.config.telemetry:
-                    timed("telemetry", self.markers.read_telemetry)
+            if self.config.telemetry and now >= next_bins:
+                # As many ports as fell due (several per sweep on a large fabric), none twice.
+                due = min(1 + int((now - next_bins) / bins_every), ports_with_bins)
+                for _ in range(due):
+                    timed("telemetry", self.markers.read_next_telemetry)
+                next_bins = max(next_bins + due * bins_every, now - TELEMETRY_PERIOD_S)
+            if now >= next_flush:
                 self.records.flush_events()
-                next_telemetry = now + TELEMETRY_PERIOD_S
+                next_flush = now + TELEMETRY_PERIOD_S
             # Sleep at least as long as the sweep took: the agent runs SCHED_FIFO and must
             # leave at least half a core to the datapath (OVS userspace) and the traffic.
             busy = time.monotonic() - now

@@ -15,6 +15,7 @@ class MarkerSync:
         self.records = records
         self.errors = errors
         self._last_resync: dict[tuple[str, str], int] = {}
+        self._next = 0  # the port read_next_telemetry reads next
 
     def resync(self, backlog: dict[tuple[str, int], int]) -> None:
         """backlog: (port_id, priority) -> real bytes, of every class of every port. Switch
@@ -36,11 +37,29 @@ class MarkerSync:
                     self.errors.failed("resync", port.cfg.node, port.cfg.ifname, exc)
 
     def read_telemetry(self) -> None:
+        """Every port's bins at once (at the end)."""
         for port in self.ports:
-            if port.marker is None:
-                continue
-            try:
-                bins = port.marker.read_timeline()
-            except (OSError, ValueError):
-                continue
-            self.records.telemetry_bins(port, bins)
+            self._read_port(port)
+
+    def telemetry_ports(self) -> int:
+        return sum(port.marker is not None for port in self.ports)
+
+    def read_next_telemetry(self) -> None:
+        """The next port's bins, round robin: called every period / ports, each port is read
+        once a period and no sweep carries the whole fabric's bins (tens of ms on a loaded
+        host, during which the agent could not react to a queue)."""
+        with_marker = [port for port in self.ports if port.marker is not None]
+        if not with_marker:
+            return
+        self._next %= len(with_marker)
+        self._read_port(with_marker[self._next])
+        self._next += 1
+
+    def _read_port(self, port: PortRuntime) -> None:
+        if port.marker is None:
+            return
+        try:
+            bins = port.marker.read_timeline()
+        except (OSError, ValueError):
+            return
+        self.records.telemetry_bins(port, bins)
