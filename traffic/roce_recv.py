@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import select
 import time
 
+from topologies.realtime import run_fifo
 from traffic.cnp import CnpPacer
 from traffic.dequeue_ecn import DepthCache, DequeueMarker
 from traffic.endpoint_exit import StopOnSignal
@@ -30,19 +30,13 @@ from wire.ecn import is_ce
 #: A real-time receiver that has not found its socket empty for this long sleeps as long.
 MAX_BUSY_S = 0.2
 #: Packets handled within this long of each other share one read of the downlink's depth (a
-#: quarter of a 1500 B frame time at 100 Mbit/s; three map lookups cost a few microseconds).
+#: sixth of a 1500 B frame time at 100 Mbit/s; three map lookups cost a few microseconds).
 DEPTH_REFRESH_S = 20e-6
 
 
 def realtime(priority: int) -> str:
     """Run SCHED_FIFO at ``priority`` (0: leave the scheduling alone); what it runs under."""
-    if priority <= 0:
-        return "default"
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except OSError:  # no CAP_SYS_NICE (an unprivileged container): normal scheduling
-        return "default"
-    return f"SCHED_FIFO {priority}"
+    return (run_fifo(priority) if priority > 0 else None) or "default"
 
 
 def run_receiver(args: argparse.Namespace) -> int:

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy  # noqa: F401  (imported now, not at the first telemetry read mid-run)
 
 from ..process_lifetime import die_with_parent
+from ..realtime import run_fifo
 from .agent_config import AgentConfig, ClassConfig, PortConfig
 from .agent_records import AgentRecords
 from .agent_registry import register
@@ -162,15 +163,14 @@ def _realtime_priority() -> str:
     that the traffic processes on a 2-core machine do not delay its reaction by tens of ms."""
     if os.environ.get("KVFABRIC_AGENT_REALTIME", "1") == "0":
         return "default"
+    scheduling = run_fifo(20)
+    if scheduling is not None:
+        return scheduling
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(20))
-        return "SCHED_FIFO 20"
-    except (OSError, AttributeError):
-        try:
-            os.nice(-10)
-            return "nice -10"
-        except OSError:
-            return "default"
+        os.nice(-10)
+        return "nice -10"
+    except OSError:
+        return "default"
 
 
 def main(argv: list[str]) -> int:

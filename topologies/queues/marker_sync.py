@@ -16,6 +16,7 @@ class MarkerSync:
         self.errors = errors
         self._last_resync: dict[tuple[str, str], int] = {}
         self._next = 0  # the port read_next_telemetry reads next
+        self._with_marker: list[PortRuntime] = []  # set by telemetry_ports()
 
     def resync(self, backlog: dict[tuple[str, int], int]) -> None:
         """backlog: (port_id, priority) -> real bytes, of every class of every port. Switch
@@ -42,17 +43,17 @@ class MarkerSync:
             self._read_port(port)
 
     def telemetry_ports(self) -> int:
-        return sum(port.marker is not None for port in self.ports)
+        """The ports with a marker (known once the agent has opened them)."""
+        self._with_marker = [port for port in self.ports if port.marker is not None]
+        return len(self._with_marker)
 
     def read_next_telemetry(self) -> None:
         """The next port's bins, round robin: called every period / ports, each port is read
         once a period and no sweep carries the whole fabric's bins (tens of ms on a loaded
         host, during which the agent could not react to a queue)."""
-        with_marker = [port for port in self.ports if port.marker is not None]
-        if not with_marker:
+        if not self._with_marker:
             return
-        self._next %= len(with_marker)
-        self._read_port(with_marker[self._next])
+        self._read_port(self._with_marker[self._next % len(self._with_marker)])
         self._next += 1
 
     def _read_port(self, port: PortRuntime) -> None:
